@@ -1,0 +1,40 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors of a Store.
+var (
+	// ErrExists: Put found a live value under the key.
+	ErrExists = errors.New("tokens: key exists")
+	// ErrNotFound: no live value under the key (never stored, taken, deleted or expired).
+	ErrNotFound = errors.New("tokens: key not found")
+	// ErrUnavailable: the store could not be reached; callers fail closed (503).
+	ErrUnavailable = errors.New("tokens: token store unavailable")
+)
+
+// Store holds short-lived token state: refresh families, single-use markers, one-time tokens,
+// counters. It is deliberately tiny and every operation is atomic, so that all OAuth rules can
+// live once, in this package, on top of it. Every key has a TTL: nothing grows without bound.
+//
+// Keys are opaque to the store. A key may contain a Redis hash tag ("{family}") so that the keys
+// of one family land in one Cluster slot.
+type Store interface {
+	// Put stores value under key for ttl, failing with ErrExists if a live value is there.
+	Put(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Get returns the live value under key, or ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Take atomically returns and deletes the live value under key; of many concurrent callers
+	// exactly one gets it, the others get ErrNotFound.
+	Take(ctx context.Context, key string) ([]byte, error)
+	// Delete removes key and reports whether a live value was there.
+	Delete(ctx context.Context, key string) (bool, error)
+	// Incr adds one to the counter under key and returns the new count. The counter's TTL is set
+	// when it is created (a fixed window) and not extended by later increments.
+	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+	// Ping reports whether the store is reachable.
+	Ping(ctx context.Context) error
+}
