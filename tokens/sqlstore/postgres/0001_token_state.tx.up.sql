@@ -1,0 +1,10 @@
+-- Short-lived token state: one row per key. expires_at is unix milliseconds; rows past it are
+-- invisible to the store and removed by Sweep.
+CREATE TABLE token_state (
+    key        TEXT   PRIMARY KEY,
+    value      BYTEA,
+    counter    BIGINT NOT NULL DEFAULT 0,
+    expires_at BIGINT NOT NULL
+);
+--bun:split
+CREATE INDEX token_state_expires_at ON token_state (expires_at);

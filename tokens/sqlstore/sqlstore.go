@@ -1,0 +1,186 @@
+// Package sqlstore keeps token state (tokens.Store) in Portaria's SQL database, SQLite or
+// PostgreSQL. It is the embedded default: token state then survives a restart like everything else.
+//
+// Each key is one row of token_state with an absolute expiry in unix milliseconds, taken from the
+// injected clock. Expired rows are invisible to every operation and are removed by Sweep. Each
+// operation is a single statement, so the database's row locking makes it atomic; nothing is
+// read first and written later.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/portaria/portaria/internal/sqldb"
+	"github.com/portaria/portaria/tokens"
+)
+
+//go:embed sqlite/*.sql postgres/*.sql
+var migrationFiles embed.FS
+
+// Migrations creates the token_state table; run it with (*sqldb.DB).Migrate before New.
+var Migrations = sqldb.MigrationSet{Name: "tokens", FS: migrationFiles}
+
+// Store is a tokens.Store on a SQL database.
+type Store struct {
+	db  *sqldb.DB
+	now func() time.Time
+}
+
+var _ tokens.Store = (*Store)(nil)
+
+// New returns a Store on db, whose Migrations must have run. now is the clock that decides
+// expiry (time.Now if nil); every server sharing the database must agree on the time.
+func New(db *sqldb.DB, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{db: db, now: now}
+}
+
+// Put inserts the key, or replaces a row that has expired; a live row makes the conditional
+// update a no-op, which is how ErrExists is detected without a separate read.
+func (s *Store) Put(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	now, expiresAt, err := s.window(ttl)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `
+		INSERT INTO token_state (key, value, counter, expires_at) VALUES (?, ?, 0, ?)
+		ON CONFLICT (key) DO UPDATE
+		SET value = excluded.value, counter = 0, expires_at = excluded.expires_at
+		WHERE token_state.expires_at <= ?`,
+		key, value, expiresAt, now)
+	if err != nil {
+		return s.fail("put", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return s.fail("put", err)
+	}
+	if n == 0 {
+		return tokens.ErrExists
+	}
+	return nil
+}
+
+// Get returns the live value under key.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	var value []byte
+	err := s.db.QueryRowContext(ctx,
+		`SELECT value FROM token_state WHERE key = ? AND expires_at > ?`,
+		key, s.nowMillis()).Scan(&value)
+	return s.value("get", value, err)
+}
+
+// Take deletes the live row and returns its value in one statement: of concurrent callers only
+// the one whose DELETE removed the row gets it back.
+func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
+	var value []byte
+	err := s.db.QueryRowContext(ctx,
+		`DELETE FROM token_state WHERE key = ? AND expires_at > ? RETURNING value`,
+		key, s.nowMillis()).Scan(&value)
+	return s.value("take", value, err)
+}
+
+// Delete removes the live row under key and reports whether there was one. An expired row is
+// left for Sweep: it is already invisible.
+func (s *Store) Delete(ctx context.Context, key string) (bool, error) {
+	res, err := s.db.ExecContext(ctx,
+		`DELETE FROM token_state WHERE key = ? AND expires_at > ?`,
+		key, s.nowMillis())
+	if err != nil {
+		return false, s.fail("delete", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, s.fail("delete", err)
+	}
+	return n > 0, nil
+}
+
+// Incr creates the counter at 1 with its window, or adds one to a live counter without touching
+// its expiry, or restarts an expired one: one upsert, so concurrent increments never lose a count.
+// All the CASE branches read the row as it was before the update.
+func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	now, expiresAt, err := s.window(ttl)
+	if err != nil {
+		return 0, err
+	}
+	var count int64
+	err = s.db.QueryRowContext(ctx, `
+		INSERT INTO token_state (key, counter, expires_at) VALUES (?, 1, ?)
+		ON CONFLICT (key) DO UPDATE SET
+			counter    = CASE WHEN token_state.expires_at <= ? THEN 1 ELSE token_state.counter + 1 END,
+			expires_at = CASE WHEN token_state.expires_at <= ? THEN excluded.expires_at ELSE token_state.expires_at END,
+			value      = CASE WHEN token_state.expires_at <= ? THEN NULL ELSE token_state.value END
+		RETURNING counter`,
+		key, expiresAt, now, now, now).Scan(&count)
+	if err != nil {
+		return 0, s.fail("incr", err)
+	}
+	return count, nil
+}
+
+// Ping reports whether the database is reachable.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return s.fail("ping", err)
+	}
+	return nil
+}
+
+// Sweep deletes the expired rows and returns how many it deleted. Unlike Redis, a SQL database
+// does not expire rows by itself, and expired rows are only ever hidden, so without Sweep the
+// table would grow with every token ever issued. The server calls it periodically; the index on
+// expires_at keeps it cheap.
+func (s *Store) Sweep(ctx context.Context) (int64, error) {
+	res, err := s.db.ExecContext(ctx,
+		`DELETE FROM token_state WHERE expires_at <= ?`, s.nowMillis())
+	if err != nil {
+		return 0, s.fail("sweep", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, s.fail("sweep", err)
+	}
+	return n, nil
+}
+
+// window returns the current time and the expiry of a key written now with ttl, both in unix
+// milliseconds. A TTL below a millisecond is rounded up so that it never yields a dead key.
+func (s *Store) window(ttl time.Duration) (now, expiresAt int64, err error) {
+	if ttl <= 0 {
+		return 0, 0, fmt.Errorf("token store: ttl must be positive, got %v", ttl)
+	}
+	now = s.nowMillis()
+	ms := (ttl + time.Millisecond - 1) / time.Millisecond
+	return now, now + int64(ms), nil
+}
+
+func (s *Store) nowMillis() int64 { return s.now().UnixMilli() }
+
+// value turns the result of a single-row read into the Store's answer.
+func (s *Store) value(op string, value []byte, err error) ([]byte, error) {
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, tokens.ErrNotFound
+	}
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	return value, nil
+}
+
+// fail wraps a driver error, marking an unreachable database with tokens.ErrUnavailable so that
+// callers fail closed.
+func (s *Store) fail(op string, err error) error {
+	err = sqldb.Translate(err)
+	if errors.Is(err, sqldb.ErrUnavailable) {
+		return fmt.Errorf("token store %s: %w: %w", op, tokens.ErrUnavailable, err)
+	}
+	return fmt.Errorf("token store %s: %w", op, err)
+}

@@ -1,0 +1,85 @@
+package sqlstore_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/portaria/portaria/internal/sqldb"
+	"github.com/portaria/portaria/internal/testenv"
+	"github.com/portaria/portaria/tokens"
+	"github.com/portaria/portaria/tokens/sqlstore"
+	"github.com/portaria/portaria/tokens/tokenstest"
+)
+
+func TestSQLite(t *testing.T) {
+	tokenstest.Run(t, func(t *testing.T) tokens.Store {
+		return sqlstore.New(open(t, testenv.SQLiteURL(t)), time.Now)
+	})
+}
+
+func TestPostgres(t *testing.T) {
+	tokenstest.Run(t, func(t *testing.T) tokens.Store {
+		return sqlstore.New(open(t, testenv.PostgresURL(t)), time.Now)
+	})
+}
+
+func TestValuesSurviveReopeningTheSQLiteFile(t *testing.T) {
+	ctx := t.Context()
+	path := testenv.SQLiteURL(t)
+	db := open(t, path)
+	s := sqlstore.New(db, time.Now)
+	if err := s.Put(ctx, "k", []byte("v"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Incr(ctx, "counter", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = sqlstore.New(open(t, path), time.Now)
+	if got, err := s.Get(ctx, "k"); err != nil || string(got) != "v" {
+		t.Fatalf("Get after reopening: got (%q, %v), want (\"v\", nil)", got, err)
+	}
+	if n, err := s.Incr(ctx, "counter", time.Hour); err != nil || n != 2 {
+		t.Fatalf("Incr after reopening: got (%d, %v), want (2, nil)", n, err)
+	}
+}
+
+func TestSweepDeletesOnlyExpiredRows(t *testing.T) {
+	ctx := t.Context()
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { return now }
+	s := sqlstore.New(open(t, testenv.SQLiteURL(t)), clock)
+	for key, ttl := range map[string]time.Duration{"short1": time.Minute, "short2": time.Minute, "long": time.Hour} {
+		if err := s.Put(ctx, key, []byte(key), ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("Sweep before expiry: got (%d, %v), want (0, nil)", n, err)
+	}
+
+	now = now.Add(time.Minute)
+	if n, err := s.Sweep(ctx); err != nil || n != 2 {
+		t.Fatalf("Sweep after a minute: got (%d, %v), want (2, nil)", n, err)
+	}
+	if got, err := s.Get(ctx, "long"); err != nil || string(got) != "long" {
+		t.Fatalf("Get of the live key after Sweep: got (%q, %v)", got, err)
+	}
+}
+
+// open opens and migrates the database at dsn, closing it when the test ends.
+func open(t *testing.T, dsn string) *sqldb.DB {
+	t.Helper()
+	db, err := sqldb.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(t.Context(), sqlstore.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
