@@ -1,0 +1,97 @@
+// Package identity holds who may use Portaria: OAuth clients now; users, organizations, groups and
+// permissions as they arrive. It holds the domain types, their validation, the Store contract that
+// every backend implements and the Service that applies the rules on top of it.
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Errors of the package. Callers match them with errors.Is; the messages are not for end users.
+var (
+	// ErrNotFound: no such client (or, later, user or organization).
+	ErrNotFound = errors.New("identity: not found")
+	// ErrExists: an object with the same identifier already exists.
+	ErrExists = errors.New("identity: already exists")
+	// ErrInvalid: the input breaks a rule; a *ValidationError says which fields and why.
+	ErrInvalid = errors.New("identity: invalid input")
+	// ErrInvalidClient: client authentication failed. The wrapped reason is for logs only: an
+	// OAuth client must not learn whether the id or the secret was wrong.
+	ErrInvalidClient = errors.New("identity: client authentication failed")
+	// ErrUnavailable: the store could not be reached; callers fail closed (503).
+	ErrUnavailable = errors.New("identity: store unavailable")
+)
+
+// FieldError is one broken rule: Field is the input's JSON/CLI name, Message completes the
+// sentence that starts with it ("name" + "must not be blank").
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// ValidationError lists every broken rule of one input, so that a caller can fix them all at once.
+// It matches ErrInvalid with errors.Is.
+type ValidationError struct {
+	Fields []FieldError `json:"fields"`
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Field + " " + f.Message
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Is makes errors.Is(err, ErrInvalid) true for every validation error.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
+func (e *ValidationError) add(field, format string, args ...any) {
+	e.Fields = append(e.Fields, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// err returns e, or nil when no rule was broken (never a typed nil inside an error).
+func (e *ValidationError) err() error {
+	if len(e.Fields) == 0 {
+		return nil
+	}
+	return e
+}
+
+// Store is everything the identity domain persists. It grows one small interface per kind of
+// object; each backend passes the identitytest conformance suite.
+type Store interface {
+	ClientStore
+}
+
+// ClientStore persists OAuth clients. It stores what it is given: validation and secret hashing
+// belong to the Service.
+type ClientStore interface {
+	// CreateClient stores a new client. It fails with ErrExists if the ID is taken and with a
+	// *ValidationError on "org_id" (ErrInvalid) if OrgID names no organization.
+	CreateClient(ctx context.Context, c Client) error
+	// Client returns the client with the given ID, or ErrNotFound.
+	Client(ctx context.Context, id string) (Client, error)
+	// Clients returns every client, ordered by ID (which is creation order for UUIDv7 IDs).
+	Clients(ctx context.Context) ([]Client, error)
+	// UpdateClient reads the client, passes it to update and stores the result, as one atomic
+	// step: concurrent updates of the same client run one after the other, never interleaved.
+	// ID and CreatedAt cannot change. An error from update aborts and is returned as is. It fails
+	// with ErrNotFound if there is no such client and like CreateClient on a missing organization.
+	UpdateClient(ctx context.Context, id string, update func(Client) (Client, error)) (Client, error)
+	// DeleteClient removes the client, or fails with ErrNotFound.
+	DeleteClient(ctx context.Context, id string) error
+}
+
+// Organization is a tenant. Only what clients refer to exists yet.
+type Organization struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Active    bool      `json:"active"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}

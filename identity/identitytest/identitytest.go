@@ -1,0 +1,276 @@
+// Package identitytest is the conformance suite of identity.Store: every backend's tests call Run.
+package identitytest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/portaria/portaria/identity"
+)
+
+// OrganizationCreator is what the suite needs beyond identity.Store to test clients.org_id,
+// until organizations are part of the Store.
+type OrganizationCreator interface {
+	CreateOrganization(ctx context.Context, o identity.Organization) error
+}
+
+// Run tests a Store. newStore returns an empty store, migrated, that also implements
+// OrganizationCreator.
+func Run(t *testing.T, newStore func(t *testing.T) identity.Store) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s identity.Store)
+	}{
+		{"a created client reads back exactly", testCreateAndGet},
+		{"a public client reads back without a secret hash", testPublicClient},
+		{"unusual grant and scope strings round-trip", testUnusualStrings},
+		{"an unknown id is not found", testUnknownID},
+		{"a duplicate id is refused", testDuplicateID},
+		{"the list holds every client ordered by id", testList},
+		{"a deleted client is gone", testDelete},
+		{"an update persists a new secret hash and keeps id and creation time", testUpdate},
+		{"an updater error aborts the update", testUpdateAborts},
+		{"concurrent updates are not lost", testConcurrentUpdates},
+		{"org_id must name an existing organization", testOrganizationKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.run(t, newStore(t))
+		})
+	}
+}
+
+// at is a timestamp as the Service makes them: UTC, whole microseconds.
+func at(offset time.Duration) time.Time {
+	return time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC).Add(offset)
+}
+
+func newClient(t *testing.T) identity.Client {
+	t.Helper()
+	return identity.Client{
+		ID:         uuid.Must(uuid.NewV7()).String(),
+		Name:       "Back office",
+		Grants:     []string{identity.GrantPassword, identity.GrantRefreshToken},
+		Scopes:     []string{"results:read", "openid"},
+		AccessTTL:  10 * time.Minute,
+		RefreshTTL: 48 * time.Hour,
+		SecretHash: []byte("0123456789abcdef0123456789abcdef"),
+		CreatedAt:  at(0),
+		UpdatedAt:  at(time.Second),
+	}
+}
+
+func create(t *testing.T, s identity.Store, c identity.Client) {
+	t.Helper()
+	if err := s.CreateClient(t.Context(), c); err != nil {
+		t.Fatalf("CreateClient: %v", err)
+	}
+}
+
+func get(t *testing.T, s identity.Store, id string) identity.Client {
+	t.Helper()
+	c, err := s.Client(t.Context(), id)
+	if err != nil {
+		t.Fatalf("Client(%s): %v", id, err)
+	}
+	return c
+}
+
+func same(t *testing.T, got, want identity.Client) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("client differs\n got: %#v\nwant: %#v", got, want)
+	}
+}
+
+func testCreateAndGet(t *testing.T, s identity.Store) {
+	c := newClient(t)
+	create(t, s, c)
+	same(t, get(t, s, c.ID), c)
+}
+
+func testPublicClient(t *testing.T, s identity.Store) {
+	c := newClient(t)
+	c.Public, c.SecretHash, c.Scopes, c.AccessTTL, c.RefreshTTL = true, nil, []string{}, 0, 0
+	create(t, s, c)
+	same(t, get(t, s, c.ID), c)
+}
+
+func testUnusualStrings(t *testing.T, s identity.Store) {
+	// The store stores what it is given; validation is the Service's.
+	c := newClient(t)
+	c.Name = `Ünïcödé "quoted" 'name' ; -- 日本`
+	c.Grants = []string{"b", "a", "urn:portaria:grant-type:mfa"}
+	c.Scopes = []string{"z", "a:b/c", `"quoted"`, "x,y", "[]"}
+	create(t, s, c)
+	same(t, get(t, s, c.ID), c)
+}
+
+func testUnknownID(t *testing.T, s identity.Store) {
+	id := uuid.Must(uuid.NewV7()).String()
+	if _, err := s.Client(t.Context(), id); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("Client: got %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteClient(t.Context(), id); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("DeleteClient: got %v, want ErrNotFound", err)
+	}
+	_, err := s.UpdateClient(t.Context(), id, func(c identity.Client) (identity.Client, error) {
+		t.Error("updater called for an unknown client")
+		return c, nil
+	})
+	if !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("UpdateClient: got %v, want ErrNotFound", err)
+	}
+}
+
+func testDuplicateID(t *testing.T, s identity.Store) {
+	c := newClient(t)
+	create(t, s, c)
+	other := newClient(t)
+	other.ID, other.Name = c.ID, "Impostor"
+	if err := s.CreateClient(t.Context(), other); !errors.Is(err, identity.ErrExists) {
+		t.Fatalf("got %v, want ErrExists", err)
+	}
+	same(t, get(t, s, c.ID), c)
+}
+
+func testList(t *testing.T, s identity.Store) {
+	got, err := s.Clients(t.Context())
+	if err != nil || len(got) != 0 {
+		t.Fatalf("empty store: got %v, %v; want no clients", got, err)
+	}
+	var want []identity.Client
+	for i := range 3 {
+		c := newClient(t)
+		c.Name = fmt.Sprintf("client %d", i)
+		want = append(want, c)
+	}
+	// Created out of order: the list is ordered by id, not by insertion.
+	for _, i := range []int{2, 0, 1} {
+		create(t, s, want[i])
+	}
+	got, err = s.Clients(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %#v\nwant %#v", got, want)
+	}
+}
+
+func testDelete(t *testing.T, s identity.Store) {
+	c, kept := newClient(t), newClient(t)
+	create(t, s, c)
+	create(t, s, kept)
+	if err := s.DeleteClient(t.Context(), c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client(t.Context(), c.ID); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("after delete: got %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteClient(t.Context(), c.ID); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("second delete: got %v, want ErrNotFound", err)
+	}
+	same(t, get(t, s, kept.ID), kept)
+}
+
+func testUpdate(t *testing.T, s identity.Store) {
+	c := newClient(t)
+	create(t, s, c)
+	want := c
+	want.SecretHash = []byte("fedcba9876543210fedcba9876543210")
+	want.UpdatedAt = at(time.Hour)
+	got, err := s.UpdateClient(t.Context(), c.ID, func(old identity.Client) (identity.Client, error) {
+		same(t, old, c)
+		changed := want
+		changed.ID, changed.CreatedAt = "something else", at(-time.Hour) // ignored
+		return changed, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, got, want)
+	same(t, get(t, s, c.ID), want)
+}
+
+func testUpdateAborts(t *testing.T, s identity.Store) {
+	c := newClient(t)
+	create(t, s, c)
+	refused := errors.New("refused")
+	_, err := s.UpdateClient(t.Context(), c.ID, func(old identity.Client) (identity.Client, error) {
+		old.SecretHash = nil
+		return old, fmt.Errorf("no: %w", refused)
+	})
+	if !errors.Is(err, refused) {
+		t.Errorf("got %v, want the updater's error", err)
+	}
+	same(t, get(t, s, c.ID), c)
+}
+
+func testConcurrentUpdates(t *testing.T, s identity.Store) {
+	c := newClient(t)
+	c.Scopes = []string{}
+	create(t, s, c)
+	const n = 8
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, err := s.UpdateClient(t.Context(), c.ID, func(old identity.Client) (identity.Client, error) {
+				old.Scopes = append(old.Scopes, fmt.Sprintf("s%d", i))
+				return old, nil
+			})
+			if err != nil {
+				t.Errorf("update %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := get(t, s, c.ID).Scopes; len(got) != n {
+		t.Errorf("got scopes %v, want all %d updates kept", got, n)
+	}
+}
+
+func testOrganizationKey(t *testing.T, s identity.Store) {
+	orgs, ok := s.(OrganizationCreator)
+	if !ok {
+		t.Fatalf("%T does not implement identitytest.OrganizationCreator", s)
+	}
+	org := identity.Organization{ID: uuid.Must(uuid.NewV7()).String(), Name: "Acme", Active: true, CreatedAt: at(0), UpdatedAt: at(0)}
+	if err := orgs.CreateOrganization(t.Context(), org); err != nil {
+		t.Fatalf("CreateOrganization: %v", err)
+	}
+
+	c := newClient(t)
+	c.OrgID = org.ID
+	create(t, s, c)
+	same(t, get(t, s, c.ID), c)
+
+	missing := newClient(t)
+	missing.OrgID = uuid.Must(uuid.NewV7()).String()
+	err := s.CreateClient(t.Context(), missing)
+	requireOrgIDInvalid(t, "CreateClient", err)
+	if _, err := s.Client(t.Context(), missing.ID); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("refused client was stored: %v", err)
+	}
+
+	_, err = s.UpdateClient(t.Context(), c.ID, func(old identity.Client) (identity.Client, error) {
+		old.OrgID = missing.OrgID
+		return old, nil
+	})
+	requireOrgIDInvalid(t, "UpdateClient", err)
+	same(t, get(t, s, c.ID), c)
+}
+
+func requireOrgIDInvalid(t *testing.T, op string, err error) {
+	t.Helper()
+	var v *identity.ValidationError
+	if !errors.Is(err, identity.ErrInvalid) || !errors.As(err, &v) || len(v.Fields) != 1 || v.Fields[0].Field != "org_id" {
+		t.Errorf("%s with an unknown organization: got %v, want a validation error on org_id", op, err)
+	}
+}

@@ -1,0 +1,196 @@
+package identity
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// MinPepperSize is the shortest pepper NewService accepts: as long as the HMAC-SHA256 output.
+const MinPepperSize = 32
+
+// Options configure a Service.
+type Options struct {
+	// Pepper keys the HMAC under which client secrets are stored; at least MinPepperSize bytes,
+	// derived by the caller from the master key. Changing it invalidates every client secret.
+	Pepper []byte
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service applies the identity rules on top of a Store.
+type Service struct {
+	store  Store
+	pepper []byte
+	now    func() time.Time
+}
+
+// NewService returns a Service. It panics if the pepper is shorter than MinPepperSize: that is a
+// wiring mistake, and running with a weak key would be worse than not starting.
+func NewService(store Store, opts Options) *Service {
+	if len(opts.Pepper) < MinPepperSize {
+		panic(fmt.Sprintf("identity: pepper must be at least %d bytes, got %d", MinPepperSize, len(opts.Pepper)))
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: store, pepper: slices.Clone(opts.Pepper), now: now}
+}
+
+// timestamp is the current time as the databases keep it: UTC, whole microseconds.
+func (s *Service) timestamp() time.Time {
+	return s.now().UTC().Truncate(time.Microsecond)
+}
+
+// CreateClient registers a client and returns it with its secret, which is shown this once and
+// stored only as a keyed hash. Public clients get no secret ("").
+func (s *Service) CreateClient(ctx context.Context, n NewClient) (Client, string, error) {
+	if err := n.validate(); err != nil {
+		return Client{}, "", err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Client{}, "", fmt.Errorf("create client: %w", err)
+	}
+	now := s.timestamp()
+	c := Client{
+		ID:         id.String(),
+		Name:       n.Name,
+		Public:     n.Public,
+		Grants:     slices.Clone(n.Grants),
+		Scopes:     append([]string{}, n.Scopes...),
+		OrgID:      strings.ToLower(n.OrgID),
+		AccessTTL:  n.AccessTTL,
+		RefreshTTL: n.RefreshTTL,
+		CreatedAt:  now,
+		UpdatedAt:  now,
+	}
+	var secret string
+	if !c.Public {
+		secret = newSecret()
+		c.SecretHash = s.hashSecret(secret)
+	}
+	if err := s.store.CreateClient(ctx, c); err != nil {
+		return Client{}, "", fmt.Errorf("create client: %w", err)
+	}
+	c.SecretHash = nil
+	return c, secret, nil
+}
+
+// Client returns the client with the given ID, or ErrNotFound.
+func (s *Service) Client(ctx context.Context, id string) (Client, error) {
+	c, err := s.client(ctx, id)
+	if err != nil {
+		return Client{}, fmt.Errorf("client %q: %w", id, err)
+	}
+	c.SecretHash = nil
+	return c, nil
+}
+
+func (s *Service) client(ctx context.Context, id string) (Client, error) {
+	if !isID(id) {
+		return Client{}, ErrNotFound
+	}
+	return s.store.Client(ctx, id)
+}
+
+// Clients returns every client, oldest first.
+func (s *Service) Clients(ctx context.Context) ([]Client, error) {
+	cs, err := s.store.Clients(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	for i := range cs {
+		cs[i].SecretHash = nil
+	}
+	return cs, nil
+}
+
+// DeleteClient removes a client, or fails with ErrNotFound. Tokens already issued to it stay
+// valid until they expire; refreshing them fails because the client no longer authenticates.
+func (s *Service) DeleteClient(ctx context.Context, id string) error {
+	err := ErrNotFound
+	if isID(id) {
+		err = s.store.DeleteClient(ctx, id)
+	}
+	if err != nil {
+		return fmt.Errorf("delete client %q: %w", id, err)
+	}
+	return nil
+}
+
+// RotateClientSecret gives a confidential client a new secret and returns it; the old one stops
+// working at once. Public clients have no secret (ErrInvalid).
+func (s *Service) RotateClientSecret(ctx context.Context, id string) (string, error) {
+	secret := newSecret()
+	hash := s.hashSecret(secret)
+	err := ErrNotFound
+	if isID(id) {
+		_, err = s.store.UpdateClient(ctx, id, func(c Client) (Client, error) {
+			if c.Public {
+				return Client{}, fmt.Errorf("%w: a public client has no secret", ErrInvalid)
+			}
+			c.SecretHash = hash
+			c.UpdatedAt = s.timestamp()
+			return c, nil
+		})
+	}
+	if err != nil {
+		return "", fmt.Errorf("rotate secret of client %q: %w", id, err)
+	}
+	return secret, nil
+}
+
+// AuthenticateClient checks a client's credentials as the token endpoint receives them: a
+// confidential client must present its secret, a public client must present none. Every failure
+// is ErrInvalidClient (the wrapped reason is for logs); a store failure is returned as such, so
+// that the caller answers 503 rather than 401.
+func (s *Service) AuthenticateClient(ctx context.Context, id, secret string) (Client, error) {
+	c, err := s.client(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		// Spend the HMAC a known client would cost, so response times do not reveal which ids exist.
+		s.hashSecret(secret)
+		return Client{}, fmt.Errorf("%w: unknown client", ErrInvalidClient)
+	}
+	if err != nil {
+		return Client{}, fmt.Errorf("authenticate client: %w", err)
+	}
+	switch {
+	case c.Public && secret != "":
+		// A public client's "secret" is not one: accepting it would suggest a protection that does not exist.
+		return Client{}, fmt.Errorf("%w: public client sent a secret", ErrInvalidClient)
+	case c.Public:
+	case secret == "" || len(c.SecretHash) == 0:
+		return Client{}, fmt.Errorf("%w: no secret", ErrInvalidClient)
+	case !hmac.Equal(s.hashSecret(secret), c.SecretHash):
+		return Client{}, fmt.Errorf("%w: wrong secret", ErrInvalidClient)
+	}
+	c.SecretHash = nil
+	return c, nil
+}
+
+// hashSecret is HMAC-SHA256 keyed with the pepper. A secret is 256 random bits, so a fast keyed
+// hash is enough: nobody can guess it, and a stolen database without the pepper reveals nothing.
+func (s *Service) hashSecret(secret string) []byte {
+	m := hmac.New(sha256.New, s.pepper)
+	io.WriteString(m, secret)
+	return m.Sum(nil)
+}
+
+// newSecret returns 256 random bits, base64url without padding (43 characters).
+func newSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails: crypto/rand aborts the program if the system's source does
+	return base64.RawURLEncoding.EncodeToString(b)
+}
