@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/portaria/portaria/config"
+	"github.com/portaria/portaria/identity"
+	identitysql "github.com/portaria/portaria/identity/sqlstore"
+	"github.com/portaria/portaria/internal/sqldb"
+	"github.com/portaria/portaria/keys"
+	keysql "github.com/portaria/portaria/keys/sqlstore"
+	"github.com/portaria/portaria/server"
+	"github.com/portaria/portaria/tokens"
+	"github.com/portaria/portaria/tokens/redisstore"
+	tokensql "github.com/portaria/portaria/tokens/sqlstore"
+)
+
+// Compile-time checks that the packages fit the small interfaces their consumers declare.
+var (
+	_ tokens.Signer              = (*keys.Ring)(nil)
+	_ server.KeySet              = (*keys.Ring)(nil)
+	_ server.ClientAuthenticator = (*identity.Service)(nil)
+	_ tokens.Store               = (*tokensql.Store)(nil)
+	_ tokens.Store               = (*redisstore.Store)(nil)
+)
+
+// app is the opened stack: the one place that chooses backends and wires packages together.
+type app struct {
+	cfg        config.Config
+	log        *slog.Logger
+	db         *sqldb.DB
+	redis      redis.UniversalClient // nil when token state lives in the SQL database
+	tokenStore tokens.Store
+	sqlTokens  *tokensql.Store // set when token state lives in the SQL database
+	ring       *keys.Ring
+	identity   *identity.Service
+	issuer     *tokens.Issuer
+}
+
+// migrationSets lists every domain's migrations, in dependency order.
+func migrationSets() []sqldb.MigrationSet {
+	return []sqldb.MigrationSet{identitysql.Migrations, keysql.Migrations, tokensql.Migrations}
+}
+
+func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool) (*app, error) {
+	a := &app{cfg: cfg, log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+	db, err := sqldb.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	a.db = db
+	if migrate {
+		if err := db.Migrate(ctx, migrationSets()...); err != nil {
+			return nil, err
+		}
+	}
+	master, err := keys.LoadMasterKey(cfg.MasterKey, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	sealer, err := keys.NewSealer(master)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+
+	// Token state: Redis when configured, else the same SQL database (the embedded default).
+	switch {
+	case cfg.RedisURL != "":
+		client, err := redisstore.NewClient(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("PORTARIA_REDIS_URL: %w", err)
+		}
+		a.redis = client
+		a.tokenStore = redisstore.New(client, cfg.RedisPrefix)
+	default:
+		a.sqlTokens = tokensql.New(db, time.Now)
+		a.tokenStore = a.sqlTokens
+	}
+
+	a.ring, err = keys.NewRing(keysql.New(db), sealer, keys.Options{
+		Alg:        keys.Alg(cfg.SigningAlg),
+		Rotation:   cfg.KeyRotation,
+		JWKSMaxAge: cfg.JWKSMaxAge,
+		// A retired key stays published until every token it signed has expired.
+		Retain: config.MaxAccessTokenTTL + cfg.ClockSkew + cfg.JWKSMaxAge,
+		Now:    time.Now,
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.identity = identity.NewService(identitysql.New(db), identity.Options{
+		Pepper: keys.DeriveKey(master, "portaria client-secret pepper v1"),
+		Now:    time.Now,
+	})
+	a.issuer = tokens.NewIssuer(a.ring, cfg.Issuer, cfg.Audience, time.Now)
+	ok = true
+	return a, nil
+}
+
+func (a *app) tokenStoreName() string {
+	if a.redis != nil {
+		if strings.Contains(a.cfg.RedisURL, ",") {
+			return "redis-cluster"
+		}
+		return "redis"
+	}
+	return string(a.db.Dialect)
+}
+
+func (a *app) checks() []server.Check {
+	return []server.Check{
+		{Name: "database", Check: func(ctx context.Context) error { return a.db.PingContext(ctx) }},
+		{Name: "token_store", Check: a.tokenStore.Ping},
+	}
+}
+
+// Close releases the connections; it is safe on a partly opened app.
+func (a *app) Close() {
+	if a.redis != nil {
+		a.redis.Close()
+	}
+	if a.db != nil {
+		a.db.Close()
+	}
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portaria/portaria/config"
+	"github.com/portaria/portaria/server"
+)
+
+func cmdServe(ctx context.Context, e env, args []string) error {
+	role, migrate := server.RoleAll, true
+	cfg, rest, err := loadConfig(e, "serve", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&role, "role", server.RoleAll, "all, token or api")
+		fs.BoolVar(&migrate, "migrate", true, "apply pending database migrations at start-up")
+	})
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", rest[0])
+	}
+	switch role {
+	case server.RoleAll, server.RoleToken, server.RoleAPI:
+	default:
+		return fmt.Errorf("invalid configuration: --role: %q is not all, token or api", role)
+	}
+	log := newLogger(cfg, e.stderr)
+	a, err := openApp(ctx, cfg, log, migrate)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	// Background work stops before the connections close (deferred above, so it runs after).
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stopBackground()
+	if role != server.RoleAPI {
+		// The first step bootstraps a key on a new database: the server must not start without one.
+		if err := a.ring.Maintain(ctx); err != nil {
+			return fmt.Errorf("signing keys: %w", err)
+		}
+		wg.Go(func() { a.ring.Run(bg) })
+	}
+	if a.sqlTokens != nil {
+		wg.Go(func() { sweepLoop(bg, a, time.Minute) })
+	}
+
+	draining := new(atomic.Bool)
+	handler := server.NewServer(server.Deps{
+		Logger:           log,
+		Role:             role,
+		Issuer:           cfg.Issuer,
+		Clients:          a.identity,
+		Tokens:           a.issuer,
+		Keys:             a.ring,
+		DefaultAccessTTL: cfg.AccessTokenTTL,
+		MaxAccessTTL:     config.MaxAccessTokenTTL,
+		SigningAlg:       cfg.SigningAlg,
+		Checks:           a.checks(),
+		Draining:         draining,
+	})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "role", role, "issuer", cfg.Issuer,
+		"database", string(a.db.Dialect), "token_store", a.tokenStoreName())
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	// Graceful shutdown: readiness fails first, then in-flight requests finish.
+	draining.Store(true)
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// sweepLoop deletes expired token state from the SQL database (Redis expires keys itself).
+func sweepLoop(ctx context.Context, a *app, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := a.sqlTokens.Sweep(ctx); err != nil {
+				a.log.Warn("sweep expired token state", "err", err)
+			} else if n > 0 {
+				a.log.Debug("swept expired token state", "rows", n)
+			}
+		}
+	}
+}
+
+func cmdMigrate(ctx context.Context, e env, args []string) error {
+	cfg, _, err := loadConfig(e, "migrate", args, nil)
+	if err != nil {
+		return err
+	}
+	a, err := openApp(ctx, cfg, newLogger(cfg, e.stderr), true)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return printJSON(e.stdout, map[string]string{"status": "migrated", "database": string(a.db.Dialect)})
+}

@@ -1,0 +1,70 @@
+// Package server is Portaria's HTTP layer: routes, middleware, handlers and the one place
+// errors are written. Domain rules live in tokens, keys and identity; handlers only translate.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/portaria/portaria/identity"
+	"github.com/portaria/portaria/tokens"
+)
+
+// Roles of `portaria serve --role`.
+const (
+	RoleAll   = "all"
+	RoleToken = "token"
+	RoleAPI   = "api"
+)
+
+// ClientAuthenticator checks a client's credentials; *identity.Service is one.
+type ClientAuthenticator interface {
+	AuthenticateClient(ctx context.Context, id, secret string) (identity.Client, error)
+}
+
+// KeySet publishes the verification keys; *keys.Ring is one.
+type KeySet interface {
+	JWKS(ctx context.Context) ([]byte, error)
+	MaxAge() time.Duration
+}
+
+// Check is a readiness probe of one dependency.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Deps is everything the HTTP layer needs.
+type Deps struct {
+	Logger           *slog.Logger
+	Role             string
+	Issuer           string // the issuer URL, base of every advertised endpoint
+	Clients          ClientAuthenticator
+	Tokens           *tokens.Issuer
+	Keys             KeySet
+	DefaultAccessTTL time.Duration
+	MaxAccessTTL     time.Duration
+	SigningAlg       string
+	Checks           []Check
+	// Draining, once set, makes /readyz answer 503 so load balancers stop sending traffic
+	// before the server shuts down.
+	Draining *atomic.Bool
+}
+
+// NewServer returns the whole HTTP API as one handler.
+func NewServer(d Deps) http.Handler {
+	if d.Draining == nil {
+		d.Draining = new(atomic.Bool)
+	}
+	mux := http.NewServeMux()
+	addRoutes(mux, d)
+	var h http.Handler = mux
+	h = withSecurityHeaders(h)
+	h = withRecover(d.Logger, h)
+	h = withAccessLog(d.Logger, h)
+	h = withRequestID(h)
+	return h
+}
