@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -156,10 +155,10 @@ func validateName(v *ValidationError, name string) {
 		v.add("name", "must be valid UTF-8")
 	case strings.TrimSpace(name) == "":
 		v.add("name", "must not be blank")
-	case utf8.RuneCountInString(name) > 200:
-		v.add("name", "must be at most 200 characters")
-	case strings.ContainsFunc(name, unicode.IsControl):
-		v.add("name", "must not contain control characters")
+	case utf8.RuneCountInString(name) > MaxNameLength:
+		v.add("name", "must be at most %d characters", MaxNameLength)
+	case strings.ContainsFunc(name, unsafeRune):
+		v.add("name", "must not contain control or bidirectional formatting characters")
 	}
 }
 

@@ -1,5 +1,5 @@
-// Package identity holds who may use Portaria: OAuth clients now; users, organizations, groups and
-// permissions as they arrive. It holds the domain types, their validation, the Store contract that
+// Package identity holds who may use Portaria: OAuth clients, organizations and users with their
+// passwords and permissions; groups and the rest as they arrive. It holds the domain types, their validation, the Store contract that
 // every backend implements and the Service that applies the rules on top of it.
 package identity
 
@@ -13,7 +13,7 @@ import (
 
 // Errors of the package. Callers match them with errors.Is; the messages are not for end users.
 var (
-	// ErrNotFound: no such client (or, later, user or organization).
+	// ErrNotFound: no such client, organization or user.
 	ErrNotFound = errors.New("identity: not found")
 	// ErrExists: an object with the same identifier already exists.
 	ErrExists = errors.New("identity: already exists")
@@ -22,6 +22,14 @@ var (
 	// ErrInvalidClient: client authentication failed. The wrapped reason is for logs only: an
 	// OAuth client must not learn whether the id or the secret was wrong.
 	ErrInvalidClient = errors.New("identity: client authentication failed")
+	// ErrInvalidCredentials: a user's e-mail and password do not authenticate. It is the one
+	// answer for an unknown e-mail, a wrong password, a user without a password, and a deactivated
+	// user or organization, always returned as this very value (never wrapped with a reason) and
+	// after the same amount of hashing, so that nothing tells these cases apart.
+	ErrInvalidCredentials = errors.New("identity: invalid credentials")
+	// ErrBusy: every password-hashing slot stayed taken for Options.HashWait; callers answer 503
+	// with Retry-After.
+	ErrBusy = errors.New("identity: too many password checks in progress")
 	// ErrUnavailable: the store could not be reached; callers fail closed (503).
 	ErrUnavailable = errors.New("identity: store unavailable")
 )
@@ -66,6 +74,8 @@ func (e *ValidationError) err() error {
 // object; each backend passes the identitytest conformance suite.
 type Store interface {
 	ClientStore
+	OrganizationStore
+	UserStore
 }
 
 // ClientStore persists OAuth clients. It stores what it is given: validation and secret hashing
@@ -87,7 +97,35 @@ type ClientStore interface {
 	DeleteClient(ctx context.Context, id string) error
 }
 
-// Organization is a tenant. Only what clients refer to exists yet.
+// OrganizationStore persists organizations.
+type OrganizationStore interface {
+	// CreateOrganization stores a new organization, or fails with ErrExists if the ID is taken.
+	CreateOrganization(ctx context.Context, o Organization) error
+	// Organization returns the organization with the given ID, or ErrNotFound.
+	Organization(ctx context.Context, id string) (Organization, error)
+	// UpdateOrganization is the read-modify-write of one organization, atomic like UpdateClient.
+	// ID and CreatedAt cannot change.
+	UpdateOrganization(ctx context.Context, id string, update func(Organization) (Organization, error)) (Organization, error)
+}
+
+// UserStore persists users, their password hashes included. The key under which e-mails are
+// unique is NormalizeEmail(Email), which the store computes itself on every write, so that it
+// can never disagree with the address it stores.
+type UserStore interface {
+	// CreateUser stores a new user. It fails with ErrExists if the ID or the normalised e-mail is
+	// taken, and with a *ValidationError on "org_id" if OrgID names no organization.
+	CreateUser(ctx context.Context, u User) error
+	// User returns the user with the given ID, or ErrNotFound.
+	User(ctx context.Context, id string) (User, error)
+	// UserByEmail returns the user whose normalised e-mail is normalized, or ErrNotFound.
+	UserByEmail(ctx context.Context, normalized string) (User, error)
+	// UpdateUser is the read-modify-write of one user, atomic like UpdateClient: the password
+	// hash changes through it too. ID and CreatedAt cannot change; a new e-mail fails with
+	// ErrExists if another user holds it, a new OrgID like CreateUser.
+	UpdateUser(ctx context.Context, id string, update func(User) (User, error)) (User, error)
+}
+
+// Organization is a tenant: its users and clients belong to it.
 type Organization struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -8,9 +9,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,6 +31,24 @@ type Options struct {
 	Pepper []byte
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Password are the argon2id parameters of new password hashes; the zero value means
+	// DefaultPasswordParams. Stored hashes with other parameters still verify, and are rehashed
+	// with these at the next successful login.
+	Password PasswordParams
+	// HashSlots bounds how many argon2id evaluations run at once, and so the memory they take
+	// (HashSlots × Password.Memory); 0 means runtime.GOMAXPROCS(0).
+	HashSlots int
+	// HashWait is how long a password check waits for a slot before failing with ErrBusy;
+	// 0 means 2 seconds.
+	HashWait time.Duration
+	// OnHash, if set, is called at each argon2id evaluation a request makes (tests count them).
+	OnHash func()
+	// ClientCacheTTL is how long an authenticated client is kept in memory (default 1 s; negative
+	// disables the cache). Changes made through this Service apply at once; changes made by
+	// another process (the CLI, another instance) apply within this time.
+	ClientCacheTTL time.Duration
+	// Logger receives what the Service cannot return, such as a failed rehash; nil discards it.
+	Logger *slog.Logger
 }
 
 // Service applies the identity rules on top of a Store.
@@ -33,19 +56,45 @@ type Service struct {
 	store  Store
 	pepper []byte
 	now    func() time.Time
+	log    *slog.Logger
+
+	params    PasswordParams
+	hashSlots chan struct{} // a semaphore: a send takes a slot, a receive frees it
+	hashWait  time.Duration
+	onHash    func()
+	clients   *clientCache
+	hmacs     sync.Pool // of hmac.New(sha256.New, pepper)
+	// dummyHash is a valid PHC string with the current parameters, of a password nobody knows:
+	// logins without a usable hash verify against it, so that they cost what others do (PW-04).
+	dummyHash string
 }
 
-// NewService returns a Service. It panics if the pepper is shorter than MinPepperSize: that is a
-// wiring mistake, and running with a weak key would be worse than not starting.
+// NewService returns a Service. It panics if the pepper is shorter than MinPepperSize or the
+// password parameters are out of bounds: those are wiring mistakes, and running with a weak key
+// would be worse than not starting. It computes one password hash, the dummy one.
 func NewService(store Store, opts Options) *Service {
 	if len(opts.Pepper) < MinPepperSize {
 		panic(fmt.Sprintf("identity: pepper must be at least %d bytes, got %d", MinPepperSize, len(opts.Pepper)))
 	}
-	now := opts.Now
-	if now == nil {
-		now = time.Now
+	s := &Service{
+		store:    store,
+		pepper:   slices.Clone(opts.Pepper),
+		now:      opts.Now,
+		log:      cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
+		params:   cmp.Or(opts.Password, DefaultPasswordParams()),
+		hashWait: cmp.Or(opts.HashWait, 2*time.Second),
+		onHash:   opts.OnHash,
 	}
-	return &Service{store: store, pepper: slices.Clone(opts.Pepper), now: now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.params.validate(); err != nil {
+		panic("identity: password parameters: " + err.Error())
+	}
+	s.hashSlots = make(chan struct{}, max(cmp.Or(opts.HashSlots, runtime.GOMAXPROCS(0)), 1))
+	s.dummyHash = newDummyHash(s.params)
+	s.clients = newClientCache(cmp.Or(opts.ClientCacheTTL, time.Second), s.now)
+	return s
 }
 
 // timestamp is the current time as the databases keep it: UTC, whole microseconds.
@@ -120,6 +169,7 @@ func (s *Service) Clients(ctx context.Context) ([]Client, error) {
 // DeleteClient removes a client, or fails with ErrNotFound. Tokens already issued to it stay
 // valid until they expire; refreshing them fails because the client no longer authenticates.
 func (s *Service) DeleteClient(ctx context.Context, id string) error {
+	defer s.clients.forget(id)
 	err := ErrNotFound
 	if isID(id) {
 		err = s.store.DeleteClient(ctx, id)
@@ -133,6 +183,7 @@ func (s *Service) DeleteClient(ctx context.Context, id string) error {
 // RotateClientSecret gives a confidential client a new secret and returns it; the old one stops
 // working at once. Public clients have no secret (ErrInvalid).
 func (s *Service) RotateClientSecret(ctx context.Context, id string) (string, error) {
+	defer s.clients.forget(id)
 	secret := newSecret()
 	hash := s.hashSecret(secret)
 	err := ErrNotFound
@@ -157,7 +208,14 @@ func (s *Service) RotateClientSecret(ctx context.Context, id string) (string, er
 // is ErrInvalidClient (the wrapped reason is for logs); a store failure is returned as such, so
 // that the caller answers 503 rather than 401.
 func (s *Service) AuthenticateClient(ctx context.Context, id, secret string) (Client, error) {
-	c, err := s.client(ctx, id)
+	c, cached := s.clients.get(id)
+	var err error
+	if !cached {
+		c, err = s.client(ctx, id)
+		if err == nil {
+			s.clients.put(c)
+		}
+	}
 	if errors.Is(err, ErrNotFound) {
 		// Spend the HMAC a known client would cost, so response times do not reveal which ids exist.
 		s.hashSecret(secret)
@@ -183,9 +241,16 @@ func (s *Service) AuthenticateClient(ctx context.Context, id, secret string) (Cl
 // hashSecret is HMAC-SHA256 keyed with the pepper. A secret is 256 random bits, so a fast keyed
 // hash is enough: nobody can guess it, and a stolen database without the pepper reveals nothing.
 func (s *Service) hashSecret(secret string) []byte {
-	m := hmac.New(sha256.New, s.pepper)
+	// A keyed HMAC costs as much to set up as to run on a short secret: reuse them.
+	m, ok := s.hmacs.Get().(hash.Hash)
+	if !ok {
+		m = hmac.New(sha256.New, s.pepper)
+	}
+	m.Reset()
 	io.WriteString(m, secret)
-	return m.Sum(nil)
+	sum := m.Sum(nil)
+	s.hmacs.Put(m)
+	return sum
 }
 
 // newSecret returns 256 random bits, base64url without padding (43 characters).

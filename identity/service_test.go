@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,13 +26,19 @@ var (
 	now    = time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
 )
 
+// cheap are argon2id parameters that keep tests fast; only tests of the default format use more.
+var cheap = identity.PasswordParams{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
 type env struct {
-	svc   *identity.Service
-	store *sqlstore.Store
-	db    *sqldb.DB
+	svc    *identity.Service
+	store  *sqlstore.Store
+	db     *sqldb.DB
+	hashes *atomic.Int64 // argon2id evaluations so far
 }
 
-func newEnv(t testing.TB) env {
+// newEnv returns a Service on a fresh SQLite store, with cheap password hashing that counts its
+// evaluations; edits change the options further.
+func newEnv(t testing.TB, edits ...func(*identity.Options)) env {
 	t.Helper()
 	db, err := sqldb.Open(t.Context(), testenv.SQLiteURL(t))
 	if err != nil {
@@ -42,7 +49,19 @@ func newEnv(t testing.TB) env {
 		t.Fatal(err)
 	}
 	store := sqlstore.New(db)
-	return env{svc: identity.NewService(store, identity.Options{Pepper: pepper, Now: func() time.Time { return now }}), store: store, db: db}
+	hashes := new(atomic.Int64)
+	opts := identity.Options{Pepper: pepper, Now: func() time.Time { return now }, Password: cheap, OnHash: func() { hashes.Add(1) }}
+	for _, edit := range edits {
+		edit(&opts)
+	}
+	return env{svc: identity.NewService(store, opts), store: store, db: db, hashes: hashes}
+}
+
+// countHashes returns how many argon2id evaluations f made.
+func (e env) countHashes(f func()) int64 {
+	before := e.hashes.Load()
+	f()
+	return e.hashes.Load() - before
 }
 
 func (e env) createOrg(t testing.TB) string {
@@ -328,7 +347,7 @@ func TestRotateClientSecret(t *testing.T) {
 	e := newEnv(t)
 	c, old := e.create(t, machine())
 	later := now.Add(time.Hour)
-	svc := identity.NewService(e.store, identity.Options{Pepper: pepper, Now: func() time.Time { return later }})
+	svc := identity.NewService(e.store, identity.Options{Pepper: pepper, Now: func() time.Time { return later }, Password: cheap})
 
 	secret, err := svc.RotateClientSecret(t.Context(), c.ID)
 	if err != nil {
@@ -393,7 +412,7 @@ func (downStore) Client(context.Context, string) (identity.Client, error) {
 }
 
 func TestAuthenticateClientWithStoreDown(t *testing.T) {
-	svc := identity.NewService(downStore{}, identity.Options{Pepper: pepper})
+	svc := identity.NewService(downStore{}, identity.Options{Pepper: pepper, Password: cheap})
 	_, err := svc.AuthenticateClient(t.Context(), uuid.Must(uuid.NewV7()).String(), "secret")
 	if !errors.Is(err, identity.ErrUnavailable) || errors.Is(err, identity.ErrInvalidClient) {
 		t.Errorf("got %v, want ErrUnavailable and not ErrInvalidClient", err)
@@ -406,7 +425,7 @@ func TestNewServiceRefusesAShortPepper(t *testing.T) {
 			t.Error("no panic")
 		}
 	}()
-	identity.NewService(downStore{}, identity.Options{Pepper: pepper[1:]})
+	identity.NewService(downStore{}, identity.Options{Pepper: pepper[1:], Password: cheap})
 }
 
 // BenchmarkAuthenticateClient measures a token request's client check on SQLite. The wrong-secret

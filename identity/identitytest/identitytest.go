@@ -2,7 +2,6 @@
 package identitytest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -14,14 +13,7 @@ import (
 	"github.com/portaria/portaria/identity"
 )
 
-// OrganizationCreator is what the suite needs beyond identity.Store to test clients.org_id,
-// until organizations are part of the Store.
-type OrganizationCreator interface {
-	CreateOrganization(ctx context.Context, o identity.Organization) error
-}
-
-// Run tests a Store. newStore returns an empty store, migrated, that also implements
-// OrganizationCreator.
+// Run tests a Store. newStore returns an empty store, migrated.
 func Run(t *testing.T, newStore func(t *testing.T) identity.Store) {
 	tests := []struct {
 		name string
@@ -38,6 +30,24 @@ func Run(t *testing.T, newStore func(t *testing.T) identity.Store) {
 		{"an updater error aborts the update", testUpdateAborts},
 		{"concurrent updates are not lost", testConcurrentUpdates},
 		{"org_id must name an existing organization", testOrganizationKey},
+
+		{"a created organization reads back exactly", testCreateOrganization},
+		{"an unknown organization is not found", testUnknownOrganization},
+		{"a duplicate organization id is refused", testDuplicateOrganization},
+		{"an organization update persists and keeps id and creation time", testUpdateOrganization},
+		{"an organization updater error aborts the update", testUpdateOrganizationAborts},
+
+		{"a created user reads back exactly by id and by normalised e-mail", testCreateUser},
+		{"a user without password, organization or permissions reads back exactly", testBareUser},
+		{"unusual user strings round-trip", testUnusualUserStrings},
+		{"an unknown user is not found", testUnknownUser},
+		{"a duplicate user id is refused", testDuplicateUserID},
+		{"e-mails are unique once normalised", testUniqueEmail},
+		{"a user's org_id must name an existing organization", testUserOrganizationKey},
+		{"a user update persists every field and keeps id and creation time", testUpdateUser},
+		{"an update to another user's e-mail is refused", testUpdateUserEmailTaken},
+		{"a user updater error aborts the update", testUpdateUserAborts},
+		{"concurrent user updates are not lost", testConcurrentUserUpdates},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -237,14 +247,7 @@ func testConcurrentUpdates(t *testing.T, s identity.Store) {
 }
 
 func testOrganizationKey(t *testing.T, s identity.Store) {
-	orgs, ok := s.(OrganizationCreator)
-	if !ok {
-		t.Fatalf("%T does not implement identitytest.OrganizationCreator", s)
-	}
-	org := identity.Organization{ID: uuid.Must(uuid.NewV7()).String(), Name: "Acme", Active: true, CreatedAt: at(0), UpdatedAt: at(0)}
-	if err := orgs.CreateOrganization(t.Context(), org); err != nil {
-		t.Fatalf("CreateOrganization: %v", err)
-	}
+	org := createOrganization(t, s)
 
 	c := newClient(t)
 	c.OrgID = org.ID

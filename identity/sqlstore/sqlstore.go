@@ -155,12 +155,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(identit
 	var updated identity.Client
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var row clientRow
-		q := tx.NewSelect().Model(&row).Where("id = ?", id)
-		// SQLite transactions begin IMMEDIATE (one writer at a time); PostgreSQL needs the row lock.
-		if s.db.Dialect == sqldb.Postgres {
-			q = q.For("UPDATE")
-		}
-		if err := q.Scan(ctx); err != nil {
+		if err := s.forUpdate(tx.NewSelect().Model(&row).Where("id = ?", id)).Scan(ctx); err != nil {
 			return err
 		}
 		c, err := row.client()
@@ -200,22 +195,13 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	return nil
 }
 
-type organizationRow struct {
-	bun.BaseModel `bun:"table:organizations"`
-
-	ID        string    `bun:"id,pk"`
-	Name      string    `bun:"name"`
-	Active    bool      `bun:"active"`
-	CreatedAt time.Time `bun:"created_at"`
-	UpdatedAt time.Time `bun:"updated_at"`
-}
-
-// CreateOrganization stores an organization. It is not part of identity.Store yet: only the
-// conformance suite and tests need organizations until their API exists.
-func (s *Store) CreateOrganization(ctx context.Context, o identity.Organization) error {
-	row := organizationRow{ID: o.ID, Name: o.Name, Active: o.Active, CreatedAt: o.CreatedAt.UTC(), UpdatedAt: o.UpdatedAt.UTC()}
-	_, err := s.db.NewInsert().Model(&row).Exec(ctx)
-	return translate(err)
+// forUpdate makes q lock the rows it reads until the transaction ends. SQLite transactions begin
+// IMMEDIATE (one writer at a time); PostgreSQL needs the row lock.
+func (s *Store) forUpdate(q *bun.SelectQuery) *bun.SelectQuery {
+	if s.db.Dialect == sqldb.Postgres {
+		return q.For("UPDATE")
+	}
+	return q
 }
 
 // translate maps database errors to identity's, once for both dialects. Other errors pass as they are.
@@ -231,7 +217,7 @@ func translate(err error) error {
 	case errors.Is(err, sqldb.ErrUnique):
 		return fmt.Errorf("%w: %w", identity.ErrExists, err)
 	case errors.Is(err, sqldb.ErrForeignKey):
-		// clients.org_id is the only foreign key a write can break.
+		// org_id, of clients and users, is the only foreign key a write can break.
 		return &identity.ValidationError{Fields: []identity.FieldError{
 			{Field: "org_id", Message: "does not name an existing organization"},
 		}}

@@ -1,0 +1,107 @@
+package identitytest
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/portaria/portaria/identity"
+)
+
+func newOrganization() identity.Organization {
+	return identity.Organization{ID: uuid.Must(uuid.NewV7()).String(), Name: "Acme", Active: true, CreatedAt: at(0), UpdatedAt: at(time.Second)}
+}
+
+// createOrganization stores a new active organization and returns it.
+func createOrganization(t *testing.T, s identity.Store) identity.Organization {
+	t.Helper()
+	o := newOrganization()
+	if err := s.CreateOrganization(t.Context(), o); err != nil {
+		t.Fatalf("CreateOrganization: %v", err)
+	}
+	return o
+}
+
+func getOrganization(t *testing.T, s identity.Store, id string) identity.Organization {
+	t.Helper()
+	o, err := s.Organization(t.Context(), id)
+	if err != nil {
+		t.Fatalf("Organization(%s): %v", id, err)
+	}
+	return o
+}
+
+func sameOrganization(t *testing.T, got, want identity.Organization) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("organization differs\n got: %#v\nwant: %#v", got, want)
+	}
+}
+
+func testCreateOrganization(t *testing.T, s identity.Store) {
+	o := createOrganization(t, s)
+	sameOrganization(t, getOrganization(t, s, o.ID), o)
+
+	inactive := newOrganization()
+	inactive.Name, inactive.Active = `Ünïcödé "quoted" ; --`, false
+	if err := s.CreateOrganization(t.Context(), inactive); err != nil {
+		t.Fatal(err)
+	}
+	sameOrganization(t, getOrganization(t, s, inactive.ID), inactive)
+}
+
+func testUnknownOrganization(t *testing.T, s identity.Store) {
+	id := uuid.Must(uuid.NewV7()).String()
+	if _, err := s.Organization(t.Context(), id); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("Organization: got %v, want ErrNotFound", err)
+	}
+	_, err := s.UpdateOrganization(t.Context(), id, func(o identity.Organization) (identity.Organization, error) {
+		t.Error("updater called for an unknown organization")
+		return o, nil
+	})
+	if !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("UpdateOrganization: got %v, want ErrNotFound", err)
+	}
+}
+
+func testDuplicateOrganization(t *testing.T, s identity.Store) {
+	o := createOrganization(t, s)
+	other := newOrganization()
+	other.ID, other.Name = o.ID, "Impostor"
+	if err := s.CreateOrganization(t.Context(), other); !errors.Is(err, identity.ErrExists) {
+		t.Fatalf("got %v, want ErrExists", err)
+	}
+	sameOrganization(t, getOrganization(t, s, o.ID), o)
+}
+
+func testUpdateOrganization(t *testing.T, s identity.Store) {
+	o := createOrganization(t, s)
+	want := o
+	want.Name, want.Active, want.UpdatedAt = "Acme Ltd", false, at(time.Hour)
+	got, err := s.UpdateOrganization(t.Context(), o.ID, func(old identity.Organization) (identity.Organization, error) {
+		sameOrganization(t, old, o)
+		changed := want
+		changed.ID, changed.CreatedAt = "something else", at(-time.Hour) // ignored
+		return changed, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOrganization(t, got, want)
+	sameOrganization(t, getOrganization(t, s, o.ID), want)
+}
+
+func testUpdateOrganizationAborts(t *testing.T, s identity.Store) {
+	o := createOrganization(t, s)
+	refused := errors.New("refused")
+	_, err := s.UpdateOrganization(t.Context(), o.ID, func(old identity.Organization) (identity.Organization, error) {
+		old.Active = false
+		return old, refused
+	})
+	if !errors.Is(err, refused) {
+		t.Errorf("got %v, want the updater's error", err)
+	}
+	sameOrganization(t, getOrganization(t, s, o.ID), o)
+}
