@@ -77,7 +77,13 @@ func withAccessLog(log *slog.Logger, next http.Handler) http.Handler {
 		if route == "" {
 			route = "unmatched"
 		}
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		if !log.Enabled(r.Context(), slog.LevelInfo) {
+			return
+		}
+		// A record without a caller PC: Logger.LogAttrs would unwind the stack on every request
+		// for a source location that is always this line.
+		entry := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+		entry.AddAttrs(
 			slog.String("request_id", requestID(r.Context())),
 			slog.String("method", r.Method),
 			slog.String("route", route),
@@ -85,6 +91,7 @@ func withAccessLog(log *slog.Logger, next http.Handler) http.Handler {
 			slog.Int64("bytes", rec.bytes),
 			slog.Duration("duration", time.Since(start)),
 		)
+		log.Handler().Handle(r.Context(), entry)
 	})
 }
 

@@ -105,9 +105,11 @@ func isSupportedGrant(g string) bool {
 // parameters from the body only, a repeated parameter is invalid_request, an empty one is absent.
 // The cleaned form replaces r.Form so that every later reader sees the same values.
 func parseTokenForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, errInvalidRequest("the body must be application/x-www-form-urlencoded")
+	if ct := r.Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" { // the common case, without parsing
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/x-www-form-urlencoded" {
+			return nil, errInvalidRequest("the body must be application/x-www-form-urlencoded")
+		}
 	}
 	if err := r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
@@ -240,10 +242,23 @@ func (e *tokenEndpoint) clientCredentials(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return fromOAuth2(err)
 	}
-	data := e.oauth.GetTokenData(ti)
-	data["scope"] = ti.GetScope() // always present, even when empty (SPEC §3)
-	writeTokenJSON(w, http.StatusOK, data)
+	writeTokenJSON(w, http.StatusOK, tokenAnswer{
+		AccessToken: ti.GetAccess(),
+		TokenType:   "Bearer",
+		ExpiresIn:   int64(ti.GetAccessExpiresIn() / time.Second),
+		Scope:       ti.GetScope(), // always present, even when empty (SPEC §3)
+	})
 	return nil
+}
+
+// tokenAnswer is a successful token response (RFC 6749 §5.1).
+type tokenAnswer struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope"`
+	IDToken      string `json:"id_token,omitempty"`
 }
 
 // fromOAuth2 maps go-oauth2's error values to our answers (its own statuses are not RFC 6749's).
