@@ -1,0 +1,74 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/portaria/portaria/identity"
+)
+
+// problem is an RFC 9457 answer of the API: a stable machine code, an English title, and for
+// validation errors the failing fields.
+type problem struct {
+	Type   string       `json:"type"`
+	Title  string       `json:"title"`
+	Status int          `json:"status"`
+	Code   string       `json:"code"`
+	Detail string       `json:"detail,omitempty"`
+	Errors []fieldError `json:"errors,omitempty"`
+	header http.Header
+}
+
+type fieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (p *problem) Error() string { return p.Code + ": " + p.Title }
+
+func newProblem(status int, code, title string) *problem {
+	return &problem{Type: "about:blank", Title: title, Status: status, Code: code}
+}
+
+// writeProblem writes err as application/problem+json. Errors that are not a *problem are
+// mapped from the domain's sentinel errors; anything unknown is a logged 500 with a generic body.
+func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	var p *problem
+	if !errors.As(err, &p) {
+		p = problemFor(err)
+		if p.Status >= 500 {
+			log.ErrorContext(r.Context(), "request failed", "err", err, "request_id", requestID(r.Context()))
+		}
+	}
+	for k, v := range p.header {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(p)
+}
+
+// problemFor maps domain errors to answers, in one place.
+func problemFor(err error) *problem {
+	var ve *identity.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		p := newProblem(http.StatusUnprocessableEntity, "validation_failed", "The request has invalid fields.")
+		for _, f := range ve.Fields {
+			p.Errors = append(p.Errors, fieldError{Field: f.Field, Message: f.Message})
+		}
+		return p
+	case errors.Is(err, identity.ErrNotFound):
+		return newProblem(http.StatusNotFound, "not_found", "The resource does not exist.")
+	case errors.Is(err, identity.ErrExists):
+		return newProblem(http.StatusConflict, "conflict", "The resource already exists.")
+	case isUnavailable(err):
+		p := newProblem(http.StatusServiceUnavailable, "unavailable", "The service is temporarily unavailable.")
+		p.header = http.Header{"Retry-After": {"1"}}
+		return p
+	}
+	return newProblem(http.StatusInternalServerError, "internal", "Internal error.")
+}
