@@ -2,6 +2,7 @@ package keys
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -288,8 +289,8 @@ func (r *Ring) refresh(stored []StoredKey) error {
 		}
 	}
 	keys := make([]*signingKey, 0, len(stored))
-	for _, sk := range stored {
-		k := opened[sk.KID] // stored keys never change, so a kid seen before is the same key
+	for _, sk := range byActivation(stored) {
+		k := opened[sk.KID] // stored keys are never updated, so a kid seen before is the same key
 		if k == nil {
 			var err error
 			if k, err = openKey(r.sealer, sk); err != nil {
@@ -298,7 +299,6 @@ func (r *Ring) refresh(stored []StoredKey) error {
 		}
 		keys = append(keys, k)
 	}
-	sortKeys(keys)
 	r.snap.Store(&snapshot{keys: keys})
 	return nil
 }
@@ -320,8 +320,7 @@ func (s *snapshot) same(stored []StoredKey) bool {
 		return false
 	}
 	for _, sk := range stored {
-		i := slices.IndexFunc(s.keys, func(k *signingKey) bool { return k.KID == sk.KID })
-		if i < 0 || !s.keys[i].ActivatesAt.Equal(sk.ActivatesAt) {
+		if !slices.ContainsFunc(s.keys, func(k *signingKey) bool { return k.KID == sk.KID }) {
 			return false
 		}
 	}
@@ -371,16 +370,17 @@ func (s *snapshot) jwks(now time.Time, retain time.Duration) []byte {
 	return c.body
 }
 
-func sortKeys[K interface{ stored() *StoredKey }](keys []K) {
-	slices.SortFunc(keys, func(a, b K) int {
-		if c := a.stored().ActivatesAt.Compare(b.stored().ActivatesAt); c != 0 {
+// byActivation returns the keys in the order they sign: by activation time, then generation.
+func byActivation(stored []StoredKey) []StoredKey {
+	sorted := slices.Clone(stored)
+	slices.SortFunc(sorted, func(a, b StoredKey) int {
+		if c := a.ActivatesAt.Compare(b.ActivatesAt); c != 0 {
 			return c
 		}
-		return int(a.stored().Generation - b.stored().Generation)
+		return cmp.Compare(a.Generation, b.Generation)
 	})
+	return sorted
 }
-
-func (k *StoredKey) stored() *StoredKey { return k }
 
 // timeline is the store's keys ordered by activation: the order in which they sign. Each key's
 // state at now follows from its own activation time and its successor's.
@@ -390,11 +390,11 @@ type timeline struct {
 }
 
 func newTimeline(stored []StoredKey, now time.Time) timeline {
-	tl := timeline{keys: make([]*StoredKey, len(stored)), now: now}
-	for i := range stored {
-		tl.keys[i] = &stored[i]
+	sorted := byActivation(stored)
+	tl := timeline{keys: make([]*StoredKey, len(sorted)), now: now}
+	for i := range sorted {
+		tl.keys[i] = &sorted[i]
 	}
-	sortKeys(tl.keys)
 	return tl
 }
 

@@ -467,3 +467,42 @@ func TestRunMaintainsUntilCancelledAndLogsFailures(t *testing.T) {
 		t.Fatalf("logs = %q, want the store error", logs.String())
 	}
 }
+
+func TestJWKSIsRebuiltOnlyWhenTheKeySetChanges(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	store, _ := newStore(t)
+	opts := testOptions(c)
+	r := newRing(t, store, newSealer(t), opts)
+	maintain(t, r)
+	first, _ := r.JWKS(ctx)
+	maintain(t, r) // reloads an unchanged store
+	second, _ := r.JWKS(ctx)
+	if &first[0] != &second[0] {
+		t.Fatal("the JWKS was rebuilt although the key set did not change")
+	}
+
+	// After a rotation the old key leaves the JWKS at its removal time, between reloads too.
+	old := kidOf(t, mustSign(t, r))
+	info, err := r.Rotate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Add(info.ActivatesAt.Sub(c.Now()) + opts.Retain - time.Microsecond)
+	if !kidsOf(jwks(t, r))[old] {
+		t.Fatal("the retired key left the JWKS before Retain had passed")
+	}
+	c.Add(time.Microsecond)
+	if kids := kidsOf(jwks(t, r)); kids[old] || !kids[info.KID] || len(kids) != 1 {
+		t.Fatalf("at its removal time the JWKS holds %v, want only %s", kids, info.KID)
+	}
+}
+
+func mustSign(t *testing.T, r *keys.Ring) string {
+	t.Helper()
+	tok, err := r.Sign(context.Background(), "at+jwt", []byte("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}

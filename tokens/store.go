@@ -25,6 +25,9 @@ var (
 type Store interface {
 	// Put stores value under key for ttl, failing with ErrExists if a live value is there.
 	Put(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Set stores value under key for ttl, replacing any value (and its TTL) that is there:
+	// markers that only ever move forward, such as a per-user "not before" time.
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	// Get returns the live value under key, or ErrNotFound.
 	Get(ctx context.Context, key string) ([]byte, error)
 	// Take atomically returns and deletes the live value under key; of many concurrent callers

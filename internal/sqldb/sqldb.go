@@ -113,6 +113,12 @@ func sqliteDSN(dsn string) (string, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return "", fmt.Errorf("create database directory: %w", err)
 		}
+		// The file holds password and secret hashes and sealed keys: readable by its owner only.
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o600)
+		if err != nil {
+			return "", fmt.Errorf("create database file: %w", err)
+		}
+		f.Close()
 	}
 	v, err := url.ParseQuery(query)
 	if err != nil {

@@ -51,6 +51,17 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, ttl time.Dura
 	return nil
 }
 
+// Set stores value with SET PX, replacing any value and TTL under key.
+func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := checkTTL(ttl); err != nil {
+		return err
+	}
+	if err := s.client.Set(ctx, s.prefix+key, value, ttl).Err(); err != nil {
+		return fail("set", err)
+	}
+	return nil
+}
+
 // Get returns the live value under key.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	value, err := s.client.Get(ctx, s.prefix+key).Bytes()

@@ -22,7 +22,8 @@ import (
 //go:embed sqlite/*.sql postgres/*.sql
 var migrationFiles embed.FS
 
-// Migrations creates the token_state table; run it with (*sqldb.DB).Migrate before New.
+// Migrations creates the token_state and revocations tables; run it with (*sqldb.DB).Migrate
+// before New or NewRevocationLog.
 var Migrations = sqldb.MigrationSet{Name: "tokens", FS: migrationFiles}
 
 // Store is a tokens.Store on a SQL database.
@@ -64,6 +65,24 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, ttl time.Dura
 	}
 	if n == 0 {
 		return tokens.ErrExists
+	}
+	return nil
+}
+
+// Set inserts the key or overwrites whatever row is there, live or expired, value and expiry
+// alike: one upsert.
+func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	_, expiresAt, err := s.window(ttl)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `
+		INSERT INTO token_state (key, value, counter, expires_at) VALUES (?, ?, 0, ?)
+		ON CONFLICT (key) DO UPDATE
+		SET value = excluded.value, counter = 0, expires_at = excluded.expires_at`,
+		key, value, expiresAt)
+	if err != nil {
+		return s.fail("set", err)
 	}
 	return nil
 }
@@ -175,12 +194,4 @@ func (s *Store) value(op string, value []byte, err error) ([]byte, error) {
 	return value, nil
 }
 
-// fail wraps a driver error, marking an unreachable database with tokens.ErrUnavailable so that
-// callers fail closed.
-func (s *Store) fail(op string, err error) error {
-	err = sqldb.Translate(err)
-	if errors.Is(err, sqldb.ErrUnavailable) {
-		return fmt.Errorf("token store %s: %w: %w", op, tokens.ErrUnavailable, err)
-	}
-	return fmt.Errorf("token store %s: %w", op, err)
-}
+func (s *Store) fail(op string, err error) error { return fail("token store "+op, err) }

@@ -83,3 +83,50 @@ func open(t *testing.T, dsn string) *sqldb.DB {
 	}
 	return db
 }
+
+func TestRevocationLogSQLite(t *testing.T) {
+	tokenstest.RunRevocationLog(t, func(t *testing.T) tokens.RevocationLog {
+		return sqlstore.NewRevocationLog(open(t, testenv.SQLiteURL(t)), time.Now)
+	})
+}
+
+func TestRevocationLogPostgres(t *testing.T) {
+	tokenstest.RunRevocationLog(t, func(t *testing.T) tokens.RevocationLog {
+		return sqlstore.NewRevocationLog(open(t, testenv.PostgresURL(t)), time.Now)
+	})
+}
+
+// A reader's cursor is the last seq it saw: a seq handed out again after Sweep deleted the newest
+// entries would hide the new entry from that reader.
+func TestRevocationLogSweepKeepsLiveEntriesAndNeverReusesSeqs(t *testing.T) {
+	ctx := t.Context()
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { return now }
+	l := sqlstore.NewRevocationLog(open(t, testenv.SQLiteURL(t)), clock)
+	appendEntry := func(subject string, life time.Duration) {
+		t.Helper()
+		err := l.Append(ctx, tokens.Revocation{Kind: tokens.RevokedSession, Subject: subject, NotBefore: now, ExpiresAt: now.Add(life)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendEntry("long", time.Hour)
+	appendEntry("short", time.Minute)
+	before, err := l.Since(ctx, 0, 10)
+	if err != nil || len(before) != 2 {
+		t.Fatalf("Since before expiry: got (%v, %v), want 2 entries", before, err)
+	}
+
+	now = now.Add(time.Minute)
+	if got, err := l.Since(ctx, 0, 10); err != nil || len(got) != 1 || got[0].Subject != "long" {
+		t.Fatalf("Since after a minute: got (%v, %v), want only the long entry", got, err)
+	}
+	if n, err := l.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("Sweep: got (%d, %v), want (1, nil)", n, err)
+	}
+	appendEntry("new", time.Hour)
+	got, err := l.Since(ctx, before[1].Seq, 10)
+	if err != nil || len(got) != 1 || got[0].Subject != "new" {
+		t.Fatalf("Since(seq of the swept entry): got (%v, %v), want the new entry", got, err)
+	}
+}

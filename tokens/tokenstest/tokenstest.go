@@ -1,5 +1,5 @@
-// Package tokenstest is the conformance suite of tokens.Store: every backend's tests call Run,
-// so that all backends are held to one behaviour.
+// Package tokenstest is the conformance suite of tokens.Store and tokens.RevocationLog: every
+// backend's tests call Run (and RunRevocationLog), so that all backends are held to one behaviour.
 package tokenstest
 
 import (
@@ -35,6 +35,10 @@ func Run(t *testing.T, newStore func(t *testing.T) tokens.Store) {
 		{"put then get returns the value", putThenGet},
 		{"put on a live key fails with ErrExists and keeps the old value", putOnLiveKey},
 		{"put on an expired key succeeds", putOnExpiredKey},
+		{"set then get returns the value", setThenGet},
+		{"set overwrites a live value", setOverwrites},
+		{"set replaces the ttl of the value it overwrites", setReplacesTTL},
+		{"a set value expires after its ttl and blocks put until then", setExpires},
 		{"a missing key is not found by get, take or delete", missingKey},
 		{"delete removes a live key and reports it", deleteLiveKey},
 		{"take returns the value once, then ErrNotFound", takeOnce},
@@ -75,6 +79,40 @@ func putOnExpiredKey(t *testing.T, s tokens.Store) {
 	time.Sleep(after)
 	mustPut(t, s, "k", "new", long)
 	wantValue(t, s, "k", "new")
+}
+
+func setThenGet(t *testing.T, s tokens.Store) {
+	mustSet(t, s, "k", "v1", long)
+	wantValue(t, s, "k", "v1")
+}
+
+func setOverwrites(t *testing.T, s tokens.Store) {
+	mustPut(t, s, "k", "old", long)
+	mustSet(t, s, "k", "new", long)
+	wantValue(t, s, "k", "new")
+	mustSet(t, s, "k", "newer", long)
+	wantValue(t, s, "k", "newer")
+}
+
+// setReplacesTTL overwrites a long-lived value with a short-lived one: the new TTL governs.
+func setReplacesTTL(t *testing.T, s tokens.Store) {
+	mustPut(t, s, "k", "old", long)
+	mustSet(t, s, "k", "new", short)
+	time.Sleep(after)
+	wantMissing(t, s, "k")
+}
+
+func setExpires(t *testing.T, s tokens.Store) {
+	ctx := t.Context()
+	mustSet(t, s, "k", "v", short)
+	if err := s.Put(ctx, "k", []byte("other"), long); !errors.Is(err, tokens.ErrExists) {
+		t.Fatalf("Put on a live set key: got %v, want ErrExists", err)
+	}
+	wantValue(t, s, "k", "v")
+	time.Sleep(after)
+	wantMissing(t, s, "k")
+	mustPut(t, s, "k", "other", long)
+	wantValue(t, s, "k", "other")
 }
 
 func missingKey(t *testing.T, s tokens.Store) {
@@ -297,6 +335,9 @@ func nonPositiveTTL(t *testing.T, s tokens.Store) {
 		if err := s.Put(ctx, "k", []byte("v"), ttl); err == nil || errors.Is(err, tokens.ErrExists) {
 			t.Errorf("Put with ttl %v: got %v, want an error", ttl, err)
 		}
+		if err := s.Set(ctx, "k", []byte("v"), ttl); err == nil {
+			t.Errorf("Set with ttl %v: got no error", ttl)
+		}
 		if _, err := s.Incr(ctx, "counter", ttl); err == nil {
 			t.Errorf("Incr with ttl %v: got no error", ttl)
 		}
@@ -339,6 +380,13 @@ func mustPut(t *testing.T, s tokens.Store, key, value string, ttl time.Duration)
 	t.Helper()
 	if err := s.Put(t.Context(), key, []byte(value), ttl); err != nil {
 		t.Fatalf("Put %q: %v", key, err)
+	}
+}
+
+func mustSet(t *testing.T, s tokens.Store, key, value string, ttl time.Duration) {
+	t.Helper()
+	if err := s.Set(t.Context(), key, []byte(value), ttl); err != nil {
+		t.Fatalf("Set %q: %v", key, err)
 	}
 }
 

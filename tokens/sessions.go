@@ -1,0 +1,498 @@
+package tokens
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Errors of Sessions.
+var (
+	// ErrInvalidGrant: the refresh token is unknown, malformed, expired, revoked, was issued to
+	// another client, or was reused (RFC 6749 invalid_grant).
+	ErrInvalidGrant = errors.New("tokens: invalid refresh token")
+	// ErrSessionNotFound: no live session (never started, revoked or expired).
+	ErrSessionNotFound = errors.New("tokens: session not found")
+)
+
+// Session is a login: one refresh-token family. Every refresh token of the family, and every
+// access token minted from them, carries its ID as sid.
+type Session struct {
+	ID        string // sid, the family id
+	UserID    string
+	ClientID  string
+	Org       string
+	Scope     []string // granted at login; a refresh may narrow it, never widen it
+	AMR       []string
+	AuthTime  time.Time
+	CreatedAt time.Time
+	ExpiresAt time.Time // absolute: rotation never extends it
+}
+
+// SessionOptions configures Sessions.
+type SessionOptions struct {
+	// Grace is how long after a refresh token's first use a repeated use still gets the same
+	// successor instead of revoking the family (PORTARIA_REFRESH_GRACE). 0 disables it.
+	Grace time.Duration
+	// SuccessorKey is a server secret of at least 32 bytes from which each token's successor is
+	// derived. Every instance must share it; changing it breaks only repeated uses in flight.
+	SuccessorKey []byte
+	// Log receives a revocation entry whenever a session or a user's sessions are revoked.
+	Log RevocationLog
+	// MaxAccessTTL is how long after a revocation an access token issued before it can still be
+	// accepted: the longest access-token lifetime plus the verifiers' clock skew. Revocation
+	// entries are dropped from the feed after it (default 24 h).
+	MaxAccessTTL time.Duration
+	// MaxLifetime is the longest lifetime of any family; Start shortens longer ones. The per-user
+	// revocation mark lives this long (default 30 days).
+	MaxLifetime time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// OnReuse, if not nil, is called once when reuse of a refresh token revokes a family: the
+	// refresh_token_reuse security event.
+	OnReuse func(ctx context.Context, s Session)
+}
+
+// Sessions keeps refresh-token families on a Store.
+//
+// A refresh token is sid + "." + 256 bits, base64url; the store holds only SHA-256 hashes of
+// tokens. All keys of a family carry the sid as a Redis hash tag, so they share a Cluster slot:
+//
+//	fam:{sid}          the Session; TTL = the family's remaining absolute lifetime
+//	rt:{sid}:<hash>    a live (unused) refresh token of the family
+//	used:{sid}:<hash>  tombstone of a used token: the time of its first use
+//	nb:{user}          per-user "not before" mark set by RevokeUser
+//
+// Every refresh reads fam:{sid} first, so deleting it kills every token of the family at once.
+//
+// Rotation: Take of rt:{sid}:<hash> is the atomic gate; exactly one caller gets the record. The
+// successor is derived, not random: sid + "." + base64url(HMAC-SHA256(SuccessorKey, token)). The
+// winner writes the successor's record and then the tombstone. A repeated use within Grace of the
+// first use recomputes the same successor, as long as the successor is still unused; the raw
+// successor is never stored. Any other use of a used token revokes the family (RFC 9700 §4.14.2).
+type Sessions struct {
+	store        Store
+	grace        time.Duration
+	key          []byte
+	log          RevocationLog
+	maxAccessTTL time.Duration
+	maxLifetime  time.Duration
+	now          func() time.Time
+	onReuse      func(ctx context.Context, s Session)
+}
+
+// NewSessions returns Sessions on store. It panics if opts has no Log or a SuccessorKey shorter
+// than 32 bytes: both are wiring mistakes.
+func NewSessions(store Store, opts SessionOptions) *Sessions {
+	if len(opts.SuccessorKey) < 32 {
+		panic("tokens: the refresh successor key must be at least 32 bytes")
+	}
+	if store == nil || opts.Log == nil {
+		panic("tokens: sessions need a store and a revocation log")
+	}
+	if opts.Grace < 0 {
+		opts.Grace = 0
+	}
+	if opts.MaxAccessTTL <= 0 {
+		opts.MaxAccessTTL = 24 * time.Hour
+	}
+	if opts.MaxLifetime <= 0 {
+		opts.MaxLifetime = 30 * 24 * time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Sessions{
+		store:        store,
+		grace:        opts.Grace,
+		key:          append([]byte(nil), opts.SuccessorKey...),
+		log:          opts.Log,
+		maxAccessTTL: opts.MaxAccessTTL,
+		maxLifetime:  opts.MaxLifetime,
+		now:          opts.Now,
+		onReuse:      opts.OnReuse,
+	}
+}
+
+// Start begins a session and returns its first refresh token. It sets sess.ID and
+// sess.CreatedAt, and sess.ExpiresAt to ttl from now (at most MaxLifetime). Times are kept to the
+// millisecond.
+func (s *Sessions) Start(ctx context.Context, sess Session, ttl time.Duration) (string, Session, error) {
+	if ttl <= 0 {
+		return "", Session{}, fmt.Errorf("start session: non-positive lifetime %s", ttl)
+	}
+	if sess.UserID == "" || sess.ClientID == "" {
+		return "", Session{}, errors.New("start session: user and client are required")
+	}
+	ttl = min(ttl, s.maxLifetime)
+	now := truncMilli(s.now())
+	sess.ID = RandomID()
+	sess.CreatedAt = now
+	sess.ExpiresAt = truncMilli(now.Add(ttl))
+	sess.AuthTime = truncMilli(sess.AuthTime)
+	ttl = sess.ExpiresAt.Sub(now)
+
+	record, err := json.Marshal(encodeFamily(sess))
+	if err != nil {
+		return "", Session{}, fmt.Errorf("start session: %w", err)
+	}
+	if err := s.store.Put(ctx, familyKey(sess.ID), record, ttl); err != nil {
+		return "", Session{}, fmt.Errorf("start session: %w", err)
+	}
+	token := sess.ID + "." + RandomSecret()
+	if err := s.store.Put(ctx, tokenKey(sess.ID, token), liveRecord, ttl); err != nil {
+		return "", Session{}, fmt.Errorf("start session: %w", err)
+	}
+	return token, sess, nil
+}
+
+// Refresh rotates refreshToken, presented by clientID, and returns its successor and the session.
+// A token of another client is refused and stays valid for its own. Store errors are returned as
+// they are (ErrUnavailable for an outage), never as success.
+func (s *Sessions) Refresh(ctx context.Context, refreshToken, clientID string) (string, Session, error) {
+	sid, ok := parseRefreshToken(refreshToken)
+	if !ok {
+		return "", Session{}, ErrInvalidGrant
+	}
+	sess, err := s.live(ctx, sid)
+	if errors.Is(err, ErrSessionNotFound) {
+		return "", Session{}, ErrInvalidGrant
+	}
+	if err != nil {
+		return "", Session{}, fmt.Errorf("refresh: %w", err)
+	}
+	if sess.ClientID != clientID {
+		return "", Session{}, ErrInvalidGrant
+	}
+	successor := s.successor(refreshToken)
+	remaining := sess.ExpiresAt.Sub(s.now())
+	if remaining <= 0 {
+		return "", Session{}, ErrInvalidGrant
+	}
+
+	_, err = s.store.Take(ctx, tokenKey(sid, refreshToken))
+	switch {
+	case err == nil:
+		// The successor's record first: a tombstone therefore always means the successor
+		// exists, or existed and has been used.
+		if err := s.store.Put(ctx, tokenKey(sid, successor), liveRecord, remaining); err != nil && !errors.Is(err, ErrExists) {
+			return "", Session{}, fmt.Errorf("refresh: store successor: %w", err)
+		}
+		if err := s.markUsed(ctx, sid, refreshToken, remaining); err != nil {
+			return "", Session{}, err
+		}
+		return successor, sess, nil
+	case errors.Is(err, ErrNotFound):
+		return s.reused(ctx, sess, refreshToken, successor, remaining)
+	default:
+		return "", Session{}, fmt.Errorf("refresh: %w", err)
+	}
+}
+
+// raceBackoff is how long a caller that lost the race for a token waits, in all about a quarter
+// of a second, for the winner to write the successor. The winner does so right after its Take, so
+// the first few milliseconds normally suffice; the long tail covers a loaded store, since giving
+// up too early would answer a legitimate concurrent refresh with invalid_grant and log the user
+// out. Only such races and guessed tokens under a live sid ever wait.
+var raceBackoff = []time.Duration{
+	2 * time.Millisecond, 4 * time.Millisecond, 8 * time.Millisecond, 16 * time.Millisecond,
+	32 * time.Millisecond, 64 * time.Millisecond, 64 * time.Millisecond, 64 * time.Millisecond,
+}
+
+// reused handles a token whose record is gone: used before (or being used right now), expired,
+// or never issued.
+func (s *Sessions) reused(ctx context.Context, sess Session, token, successor string, remaining time.Duration) (string, Session, error) {
+	for attempt := 0; ; attempt++ {
+		v, err := s.store.Get(ctx, usedKey(sess.ID, token))
+		if err == nil {
+			return s.usedAgain(ctx, sess, v, successor)
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return "", Session{}, fmt.Errorf("refresh: %w", err)
+		}
+		// No tombstone, but a successor: the winner is between its two writes (or failed after
+		// the first), so this use is concurrent with the first. Record the first use if the
+		// winner has not, so that the grace window runs.
+		_, err = s.store.Get(ctx, tokenKey(sess.ID, successor))
+		if err == nil {
+			if s.grace == 0 {
+				return "", Session{}, s.reuse(ctx, sess)
+			}
+			if err := s.markUsed(ctx, sess.ID, token, remaining); err != nil {
+				return "", Session{}, err
+			}
+			return successor, sess, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return "", Session{}, fmt.Errorf("refresh: %w", err)
+		}
+		if attempt == len(raceBackoff) {
+			// Never issued (a guessed secret under a known sid), or expired: no revocation, since
+			// only a holder of a real token may end the family.
+			return "", Session{}, ErrInvalidGrant
+		}
+		select {
+		case <-time.After(raceBackoff[attempt]):
+		case <-ctx.Done():
+			return "", Session{}, fmt.Errorf("refresh: %w", ctx.Err())
+		}
+	}
+}
+
+// usedAgain answers a repeated use of a token first used at the time in tombstone.
+func (s *Sessions) usedAgain(ctx context.Context, sess Session, tombstone []byte, successor string) (string, Session, error) {
+	firstUse, err := strconv.ParseInt(string(tombstone), 10, 64)
+	if err != nil {
+		return "", Session{}, fmt.Errorf("refresh: corrupt tombstone: %w", err)
+	}
+	if s.grace > 0 && s.now().UnixMilli()-firstUse <= s.grace.Milliseconds() {
+		// Grace covers only the immediately previous token: once the successor has been used
+		// in turn, this token is a grandparent and its use is reuse.
+		_, err := s.store.Get(ctx, tokenKey(sess.ID, successor))
+		if err == nil {
+			return successor, sess, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return "", Session{}, fmt.Errorf("refresh: %w", err)
+		}
+	}
+	return "", Session{}, s.reuse(ctx, sess)
+}
+
+// reuse ends a family whose used token came back and returns ErrInvalidGrant, or the error that
+// kept it from publishing the revocation. Of concurrent callers only the one whose delete removed
+// the family publishes the revocation and reports the event.
+func (s *Sessions) reuse(ctx context.Context, sess Session) error {
+	deleted, err := s.store.Delete(ctx, familyKey(sess.ID))
+	if err != nil {
+		return fmt.Errorf("refresh: revoke reused family: %w", err)
+	}
+	if !deleted {
+		return ErrInvalidGrant
+	}
+	if err := s.log.Append(ctx, s.revocation(RevokedSession, sess.ID)); err != nil {
+		return fmt.Errorf("refresh: revoke reused family: %w", err)
+	}
+	if s.onReuse != nil {
+		s.onReuse(ctx, sess)
+	}
+	return ErrInvalidGrant
+}
+
+func (s *Sessions) markUsed(ctx context.Context, sid, token string, remaining time.Duration) error {
+	firstUse := strconv.AppendInt(nil, s.now().UnixMilli(), 10)
+	if err := s.store.Put(ctx, usedKey(sid, token), firstUse, remaining); err != nil && !errors.Is(err, ErrExists) {
+		return fmt.Errorf("refresh: mark token used: %w", err)
+	}
+	return nil
+}
+
+// Get returns the live session sid, or ErrSessionNotFound.
+func (s *Sessions) Get(ctx context.Context, sid string) (Session, error) {
+	if !validSID(sid) {
+		return Session{}, ErrSessionNotFound
+	}
+	sess, err := s.live(ctx, sid)
+	if err != nil && !errors.Is(err, ErrSessionNotFound) {
+		return Session{}, fmt.Errorf("get session: %w", err)
+	}
+	return sess, err
+}
+
+// SessionOf returns the live session refreshToken belongs to, without consuming it: for
+// /oauth/revoke, which must check that the token is the caller's. A used token of a live family
+// also names its session. Anything else is ErrSessionNotFound.
+func (s *Sessions) SessionOf(ctx context.Context, refreshToken string) (Session, error) {
+	sid, ok := parseRefreshToken(refreshToken)
+	if !ok {
+		return Session{}, ErrSessionNotFound
+	}
+	sess, err := s.live(ctx, sid)
+	if errors.Is(err, ErrSessionNotFound) {
+		return Session{}, err
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("session of token: %w", err)
+	}
+	for _, key := range []string{tokenKey(sid, refreshToken), usedKey(sid, refreshToken)} {
+		_, err := s.store.Get(ctx, key)
+		if err == nil {
+			return sess, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return Session{}, fmt.Errorf("session of token: %w", err)
+		}
+	}
+	return Session{}, ErrSessionNotFound
+}
+
+// Revoke ends session sid: its refresh tokens stop working at once, and a revocation entry tells
+// resource servers to refuse its access tokens. It is idempotent, and publishes the entry even
+// for a session already gone, whose access tokens may still be alive.
+func (s *Sessions) Revoke(ctx context.Context, sid string) error {
+	if !validSID(sid) {
+		return ErrSessionNotFound
+	}
+	if _, err := s.store.Delete(ctx, familyKey(sid)); err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	if err := s.log.Append(ctx, s.revocation(RevokedSession, sid)); err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	return nil
+}
+
+// RevokeUser ends every session of userID started at or before now, on every device, and tells
+// resource servers to refuse the user's access tokens issued until now. It does not enumerate
+// families: it sets a "not before" mark that every refresh checks against the family's
+// CreatedAt, and that outlives every family (MaxLifetime). Both times are compared to the
+// millisecond with ≤, so a session started in the same millisecond as the revocation, even
+// just after it, dies too: erring on the side of revoking. It fails, and must be reported as not
+// done, if the store or the log cannot be written.
+func (s *Sessions) RevokeUser(ctx context.Context, userID string) error {
+	if userID == "" {
+		return errors.New("revoke user sessions: empty user id")
+	}
+	mark := strconv.AppendInt(nil, s.now().UnixMilli(), 10)
+	if err := s.store.Set(ctx, notBeforeKey(userID), mark, s.maxLifetime); err != nil {
+		return fmt.Errorf("revoke user sessions: %w", err)
+	}
+	if err := s.log.Append(ctx, s.revocation(RevokedUser, userID)); err != nil {
+		return fmt.Errorf("revoke user sessions: %w", err)
+	}
+	return nil
+}
+
+// live reads the family record and checks its expiry and the user's not-before mark.
+func (s *Sessions) live(ctx context.Context, sid string) (Session, error) {
+	record, err := s.store.Get(ctx, familyKey(sid))
+	if errors.Is(err, ErrNotFound) {
+		return Session{}, ErrSessionNotFound
+	}
+	if err != nil {
+		return Session{}, err
+	}
+	var f familyRecord
+	if err := json.Unmarshal(record, &f); err != nil {
+		return Session{}, fmt.Errorf("corrupt session %s: %w", sid, err)
+	}
+	sess := f.session(sid)
+	if !s.now().Before(sess.ExpiresAt) {
+		return Session{}, ErrSessionNotFound
+	}
+	mark, err := s.store.Get(ctx, notBeforeKey(sess.UserID))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return sess, nil
+	case err != nil:
+		return Session{}, err
+	}
+	notBefore, err := strconv.ParseInt(string(mark), 10, 64)
+	if err != nil {
+		return Session{}, fmt.Errorf("corrupt not-before mark: %w", err)
+	}
+	if sess.CreatedAt.UnixMilli() <= notBefore {
+		return Session{}, ErrSessionNotFound
+	}
+	return sess, nil
+}
+
+func (s *Sessions) revocation(kind RevocationKind, subject string) Revocation {
+	now := s.now()
+	return Revocation{Kind: kind, Subject: subject, NotBefore: now, ExpiresAt: now.Add(s.maxAccessTTL)}
+}
+
+// successor derives the token that replaces token: the same on every instance and every call,
+// so repeated uses within the grace window get the one successor without it being stored.
+func (s *Sessions) successor(token string) string {
+	sid, _, _ := strings.Cut(token, ".")
+	mac := hmac.New(sha256.New, s.key)
+	mac.Write([]byte(token))
+	return sid + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// liveRecord is the value of a token record: its presence is all that matters.
+var liveRecord = []byte{1}
+
+// familyRecord is the stored form of a Session; times are unix milliseconds.
+type familyRecord struct {
+	UserID    string   `json:"user_id"`
+	ClientID  string   `json:"client_id"`
+	Org       string   `json:"org,omitempty"`
+	Scope     []string `json:"scope,omitempty"`
+	AMR       []string `json:"amr,omitempty"`
+	AuthTime  int64    `json:"auth_time,omitempty"`
+	CreatedAt int64    `json:"created_at"`
+	ExpiresAt int64    `json:"expires_at"`
+}
+
+func encodeFamily(s Session) familyRecord {
+	f := familyRecord{
+		UserID: s.UserID, ClientID: s.ClientID, Org: s.Org, Scope: s.Scope, AMR: s.AMR,
+		CreatedAt: s.CreatedAt.UnixMilli(), ExpiresAt: s.ExpiresAt.UnixMilli(),
+	}
+	if !s.AuthTime.IsZero() {
+		f.AuthTime = s.AuthTime.UnixMilli()
+	}
+	return f
+}
+
+func (f familyRecord) session(sid string) Session {
+	s := Session{
+		ID: sid, UserID: f.UserID, ClientID: f.ClientID, Org: f.Org, Scope: f.Scope, AMR: f.AMR,
+		CreatedAt: time.UnixMilli(f.CreatedAt).UTC(), ExpiresAt: time.UnixMilli(f.ExpiresAt).UTC(),
+	}
+	if f.AuthTime != 0 {
+		s.AuthTime = time.UnixMilli(f.AuthTime).UTC()
+	}
+	return s
+}
+
+// truncMilli drops what the store cannot keep: sub-millisecond precision, the monotonic reading and
+// the location. The zero time stays zero.
+func truncMilli(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return time.UnixMilli(t.UnixMilli()).UTC()
+}
+
+// Keys. The sid or user id in braces is the Redis Cluster hash tag.
+func familyKey(sid string) string       { return "fam:{" + sid + "}" }
+func tokenKey(sid, token string) string { return "rt:{" + sid + "}:" + hashToken(token) }
+func usedKey(sid, token string) string  { return "used:{" + sid + "}:" + hashToken(token) }
+func notBeforeKey(userID string) string { return "nb:{" + userID + "}" }
+
+// hashToken is what the store keeps of a token: SHA-256, base64url. Tokens carry 256 random (or
+// HMAC) bits, so a fast unkeyed hash is enough; a leaked store yields no usable token.
+func hashToken(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+var strictBase64 = base64.RawURLEncoding.Strict()
+
+// decodesTo reports whether s is canonical unpadded base64url of exactly n bytes.
+func decodesTo(s string, n int) bool {
+	b, err := strictBase64.DecodeString(s)
+	return err == nil && len(b) == n
+}
+
+func validSID(sid string) bool { return len(sid) == 22 && decodesTo(sid, 16) }
+
+// parseRefreshToken checks the shape of a refresh token, sid "." secret, before any store call,
+// and returns its sid.
+func parseRefreshToken(token string) (sid string, ok bool) {
+	sid, secret, ok := strings.Cut(token, ".")
+	if !ok || !validSID(sid) || len(secret) != 43 || !decodesTo(secret, 32) {
+		return "", false
+	}
+	return sid, true
+}
