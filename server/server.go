@@ -39,19 +39,48 @@ type Check struct {
 
 // Deps is everything the HTTP layer needs.
 type Deps struct {
-	Logger           *slog.Logger
-	Role             string
-	Issuer           string // the issuer URL, base of every advertised endpoint
-	Clients          ClientAuthenticator
-	Tokens           *tokens.Issuer
-	Keys             KeySet
-	DefaultAccessTTL time.Duration
-	MaxAccessTTL     time.Duration
-	SigningAlg       string
-	Checks           []Check
+	Logger   *slog.Logger
+	Role     string
+	Issuer   string // the issuer URL, base of every advertised endpoint
+	Clients  ClientAuthenticator
+	Users    UserDirectory
+	Tokens   *tokens.Issuer
+	Sessions *tokens.Sessions
+	OneTime  *tokens.OneTimeTokens
+	// Verifier checks access tokens offline; Revocations is the in-memory revocation feed.
+	Verifier    AccessVerifier
+	Revocations RevocationChecker
+	// RevocationFeed is the durable feed served at /oauth/revocations.
+	RevocationFeed    tokens.RevocationLog
+	DefaultRefreshTTL time.Duration
+	Keys              KeySet
+	DefaultAccessTTL  time.Duration
+	MaxAccessTTL      time.Duration
+	SigningAlg        string
+	Checks            []Check
 	// Draining, once set, makes /readyz answer 503 so load balancers stop sending traffic
 	// before the server shuts down.
 	Draining *atomic.Bool
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+}
+
+func (d Deps) now() func() time.Time {
+	if d.Now != nil {
+		return d.Now
+	}
+	return time.Now
+}
+
+// AccessVerifier checks an access token offline; *tokens.Verifier is one.
+type AccessVerifier interface {
+	Verify(ctx context.Context, token string) (tokens.AccessClaims, error)
+}
+
+// RevocationChecker says whether a verified token's session or user was revoked since it was
+// issued; *tokens.RevocationCache is one.
+type RevocationChecker interface {
+	Revoked(c tokens.AccessClaims) bool
 }
 
 // NewServer returns the whole HTTP API as one handler.

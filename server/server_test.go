@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,26 +22,79 @@ import (
 	keysql "github.com/portaria/portaria/keys/sqlstore"
 	"github.com/portaria/portaria/server"
 	"github.com/portaria/portaria/tokens"
+	"github.com/portaria/portaria/tokens/redisstore"
+	tokensql "github.com/portaria/portaria/tokens/sqlstore"
 )
 
-// fixture is a running token server on a fresh SQLite database.
+// fixture is a running token server and resource API on a fresh SQLite database, with token
+// state in SQLite or, with redisTokens, in Redis.
 type fixture struct {
 	srv      *httptest.Server
 	ids      *identity.Service
 	ring     *keys.Ring
+	sessions *tokens.Sessions
+	revoked  *tokens.RevocationCache
 	issuer   string
 	audience string
+	clock    *clock
 }
 
-func newFixture(t *testing.T) *fixture {
+// clock is a settable test clock, safe for concurrent use.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// cheapPasswords keeps argon2id fast in tests; production uses the OWASP defaults.
+var cheapPasswords = identity.PasswordParams{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+type fixtureOption func(*fixtureConfig)
+
+type fixtureConfig struct {
+	tokenStore func(t *testing.T, db *sqldb.DB) tokens.Store
+	grace      time.Duration
+}
+
+// withRedisTokens keeps token state in Redis (PORTARIA_TEST_REDIS_URL).
+func withRedisTokens() fixtureOption {
+	return func(c *fixtureConfig) {
+		c.tokenStore = func(t *testing.T, _ *sqldb.DB) tokens.Store {
+			u, prefix := testenv.RedisURL(t)
+			client, err := redisstore.NewClient(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { client.Close() })
+			return redisstore.New(client, prefix)
+		}
+	}
+}
+
+func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	t.Helper()
+	cfg := fixtureConfig{grace: 5 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	ctx := context.Background()
 	db, err := sqldb.Open(ctx, testenv.SQLiteURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx, identitysql.Migrations, keysql.Migrations); err != nil {
+	if err := db.Migrate(ctx, identitysql.Migrations, keysql.Migrations, tokensql.Migrations); err != nil {
 		t.Fatal(err)
 	}
 	master := make([]byte, 32)
@@ -54,27 +109,58 @@ func newFixture(t *testing.T) *fixture {
 	if err := ring.Maintain(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ids := identity.NewService(identitysql.New(db), identity.Options{Pepper: keys.DeriveKey(master, "test pepper"), Now: time.Now})
+	clk := &clock{t: time.Now()}
+	ids := identity.NewService(identitysql.New(db), identity.Options{Pepper: keys.DeriveKey(master, "test pepper"), Now: time.Now, Password: cheapPasswords})
+	var store tokens.Store = tokensql.New(db, clk.Now)
+	if cfg.tokenStore != nil {
+		store = cfg.tokenStore(t, db)
+	}
+	revlog := tokensql.NewRevocationLog(db, clk.Now)
+	sessions := tokens.NewSessions(store, tokens.SessionOptions{
+		Grace: cfg.grace, SuccessorKey: keys.DeriveKey(master, "successor"), Log: revlog, Now: clk.Now,
+	})
+	revoked := tokens.NewRevocationCache(revlog, time.Second, clk.Now)
 
-	f := &fixture{ids: ids, ring: ring}
+	f := &fixture{ids: ids, ring: ring, sessions: sessions, revoked: revoked, clock: clk}
 	// The issuer is the test server's own URL, known only once it listens.
-	var h http.Handler
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	var h atomic.Pointer[http.Handler]
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := h.Load(); p != nil {
+			(*p).ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	}))
 	t.Cleanup(f.srv.Close)
 	f.issuer = f.srv.URL
 	f.audience = f.srv.URL + "/api"
-	h = server.NewServer(server.Deps{
-		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Role:             server.RoleAll,
-		Issuer:           f.issuer,
-		Clients:          ids,
-		Tokens:           tokens.NewIssuer(ring, f.issuer, f.audience, time.Now),
-		Keys:             ring,
-		DefaultAccessTTL: 15 * time.Minute,
-		MaxAccessTTL:     24 * time.Hour,
-		SigningAlg:       "ES256",
-		Checks:           []server.Check{{Name: "database", Check: func(ctx context.Context) error { return db.PingContext(ctx) }}},
+	verifier, err := tokens.NewVerifier(ctx, tokens.VerifierOptions{
+		JWKSURL: f.issuer + "/.well-known/jwks.json", Issuer: f.issuer, Audience: f.audience,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler := server.NewServer(server.Deps{
+		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Role:              server.RoleAll,
+		Issuer:            f.issuer,
+		Clients:           ids,
+		Users:             ids,
+		Tokens:            tokens.NewIssuer(ring, f.issuer, f.audience, time.Now),
+		Sessions:          sessions,
+		OneTime:           tokens.NewOneTimeTokens(store, clk.Now),
+		Verifier:          verifier,
+		Revocations:       revoked,
+		RevocationFeed:    revlog,
+		Keys:              ring,
+		DefaultAccessTTL:  15 * time.Minute,
+		DefaultRefreshTTL: 720 * time.Hour,
+		MaxAccessTTL:      24 * time.Hour,
+		SigningAlg:        "ES256",
+		Checks:            []server.Check{{Name: "database", Check: func(ctx context.Context) error { return db.PingContext(ctx) }}},
+		Now:               clk.Now,
+	})
+	h.Store(&handler)
 	return f
 }
 

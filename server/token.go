@@ -24,10 +24,12 @@ import (
 // Grant types of the token endpoint.
 const (
 	grantClientCredentials = "client_credentials"
+	grantPassword          = "password"
+	grantRefreshToken      = "refresh_token"
 )
 
 // supportedGrants is what the token endpoint implements, and what discovery advertises.
-var supportedGrants = []string{grantClientCredentials}
+var supportedGrants = []string{grantClientCredentials, grantPassword, grantRefreshToken}
 
 // tokenEndpoint is POST /oauth/token. go-oauth2 runs the standard client_credentials flow
 // (token info, lifetimes, the AccessGenerate hook) while this type closes its known traps:
@@ -36,9 +38,16 @@ var supportedGrants = []string{grantClientCredentials}
 type tokenEndpoint struct {
 	log        *slog.Logger
 	clients    ClientAuthenticator
+	users      UserDirectory
+	sessions   *tokens.Sessions
+	oneTime    *tokens.OneTimeTokens
+	issuer     *tokens.Issuer
+	verifier   AccessVerifier
 	oauth      *oauth2server.Server
 	defaultTTL time.Duration
 	maxTTL     time.Duration
+	refreshTTL time.Duration
+	now        func() time.Time
 }
 
 func newTokenEndpoint(d Deps) *tokenEndpoint {
@@ -47,11 +56,17 @@ func newTokenEndpoint(d Deps) *tokenEndpoint {
 	m.MapAccessGenerate(jwtGenerate{issuer: d.Tokens})
 	m.MapTokenStorage(statelessTokens{})
 	m.SetClientTokenCfg(&manage.Config{AccessTokenExp: d.DefaultAccessTTL})
+	// Refresh tokens are ours (tokens.Sessions): go-oauth2 mints only the access token.
+	m.SetPasswordTokenCfg(&manage.Config{AccessTokenExp: d.DefaultAccessTTL})
 	srv := oauth2server.NewServer(&oauth2server.Config{
 		TokenType:         "Bearer",
-		AllowedGrantTypes: []oauth2.GrantType{oauth2.ClientCredentials},
+		AllowedGrantTypes: []oauth2.GrantType{oauth2.ClientCredentials, oauth2.PasswordCredentials},
 	}, m)
-	return &tokenEndpoint{log: d.Logger, clients: d.Clients, oauth: srv, defaultTTL: d.DefaultAccessTTL, maxTTL: d.MaxAccessTTL}
+	return &tokenEndpoint{
+		log: d.Logger, clients: d.Clients, users: d.Users, sessions: d.Sessions, oneTime: d.OneTime,
+		issuer: d.Tokens, verifier: d.Verifier, oauth: srv, defaultTTL: d.DefaultAccessTTL, maxTTL: d.MaxAccessTTL,
+		refreshTTL: d.DefaultRefreshTTL, now: d.now(),
+	}
 }
 
 func (e *tokenEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -88,6 +103,10 @@ func (e *tokenEndpoint) serve(w http.ResponseWriter, r *http.Request) error {
 	switch grant {
 	case grantClientCredentials:
 		return e.clientCredentials(w, r, client, secret, form)
+	case grantPassword:
+		return e.password(w, r, client, secret, form)
+	case grantRefreshToken:
+		return e.refresh(w, r, client, form)
 	}
 	return errUnsupportedGrant()
 }
@@ -323,13 +342,17 @@ func (g jwtGenerate) Token(ctx context.Context, data *oauth2.GenerateBasic, _ bo
 		scope = strings.Split(s, " ")
 	}
 	once, _ := singleUse(data.Request.Form) // validated before go-oauth2 was called
-	tok, _, err := g.issuer.Access(ctx, tokens.AccessRequest{
+	req := tokens.AccessRequest{
 		Subject:  sub,
 		ClientID: data.Client.GetID(),
 		Scope:    scope,
 		TTL:      data.TokenInfo.GetAccessExpiresIn(),
 		Once:     once,
-	})
+	}
+	if ul, ok := ctx.Value(userLoginKey{}).(userLogin); ok && ul.user.ID == data.UserID {
+		ul.claims(&req)
+	}
+	tok, _, err := g.issuer.Access(ctx, req)
 	return tok, "", err
 }
 

@@ -11,8 +11,14 @@ import (
 // grant, auth method and endpoint named here is implemented (TE-05).
 func handleMetadata(d Deps) http.Handler {
 	doc := map[string]any{
-		"issuer":                                d.Issuer,
-		"token_endpoint":                        d.Issuer + "/oauth/token",
+		"issuer":                 d.Issuer,
+		"token_endpoint":         d.Issuer + "/oauth/token",
+		"revocation_endpoint":    d.Issuer + "/oauth/revoke",
+		"introspection_endpoint": d.Issuer + "/oauth/introspect",
+		"userinfo_endpoint":      d.Issuer + "/oauth/userinfo",
+		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
+		"claims_supported":                      []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "amr", "sid", "email", "email_verified", "name"},
 		"jwks_uri":                              d.Issuer + "/.well-known/jwks.json",
 		"grant_types_supported":                 supportedGrants,
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},

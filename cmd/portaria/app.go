@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -41,6 +44,9 @@ type app struct {
 	ring       *keys.Ring
 	identity   *identity.Service
 	issuer     *tokens.Issuer
+	revlog     *tokensql.RevocationLog
+	sessions   *tokens.Sessions
+	oneTime    *tokens.OneTimeTokens
 }
 
 // migrationSets lists every domain's migrations, in dependency order.
@@ -104,8 +110,21 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, migrate b
 	a.identity = identity.NewService(identitysql.New(db), identity.Options{
 		Pepper: keys.DeriveKey(master, "portaria client-secret pepper v1"),
 		Now:    time.Now,
+		Logger: log,
 	})
 	a.issuer = tokens.NewIssuer(a.ring, cfg.Issuer, cfg.Audience, time.Now)
+	// The revocation feed is durable SQL whatever holds the token state: it must survive a
+	// token-store restart and be shared by every instance.
+	a.revlog = tokensql.NewRevocationLog(db, time.Now)
+	a.sessions = tokens.NewSessions(a.tokenStore, tokens.SessionOptions{
+		Grace:        cfg.RefreshGrace,
+		SuccessorKey: keys.DeriveKey(master, "portaria refresh successor v1"),
+		Log:          a.revlog,
+		MaxAccessTTL: config.MaxAccessTokenTTL + cfg.ClockSkew,
+		MaxLifetime:  max(cfg.RefreshTokenTTL, identity.MaxRefreshTTL),
+		Now:          time.Now,
+	})
+	a.oneTime = tokens.NewOneTimeTokens(a.tokenStore, time.Now)
 	ok = true
 	return a, nil
 }
@@ -135,4 +154,42 @@ func (a *app) Close() {
 	if a.db != nil {
 		a.db.Close()
 	}
+}
+
+// newVerifier returns the offline verifier of access tokens. The resource API alone (--role api)
+// fetches the JWKS from PORTARIA_JWKS_URL like any third-party resource server; a process that
+// also holds the key ring reads the same JWKS document in memory, without a network round trip
+// to itself (the issuer URL may not even be reachable from inside).
+func (a *app) newVerifier(ctx context.Context, role string) (*tokens.Verifier, error) {
+	opts := tokens.VerifierOptions{
+		JWKSURL:  a.cfg.JWKSURL,
+		Issuer:   a.cfg.Issuer,
+		Audience: a.cfg.Audience,
+		Skew:     a.cfg.ClockSkew,
+	}
+	if role != server.RoleAPI {
+		opts.HTTPClient = &http.Client{Transport: ringTransport{ring: a.ring}, Timeout: 2 * time.Second}
+	}
+	return tokens.NewVerifier(ctx, opts)
+}
+
+// ringTransport answers every request with the ring's JWKS, as GET /.well-known/jwks.json would.
+type ringTransport struct{ ring *keys.Ring }
+
+func (t ringTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	body, err := t.ring.JWKS(req.Context())
+	if err != nil {
+		return nil, err
+	}
+	return &http.Response{
+		StatusCode:    http.StatusOK,
+		Status:        "200 OK",
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"max-age=10"}},
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       req,
+	}, nil
 }

@@ -20,6 +20,7 @@ const usage = `portaria — authorization server
 Commands:
   serve [--role all|token|api] [--migrate=false]   run the server
   migrate                                          apply database migrations and exit
+  admin create --email E --name N --password-stdin create a platform administrator
   clients create --name N --grant G [--grant G…] [--scope S] [--org ORG_ID] [--public] [--access-ttl D] [--refresh-ttl D]
   clients list | clients delete ID | clients rotate-secret ID
   keys list | keys rotate
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = cmdServe(ctx, e, rest)
 	case "migrate":
 		err = cmdMigrate(ctx, e, rest)
+	case "admin":
+		err = cmdAdmin(ctx, e, rest)
 	case "clients":
 		err = cmdClients(ctx, e, rest)
 	case "keys":

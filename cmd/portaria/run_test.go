@@ -56,11 +56,16 @@ func cli(t *testing.T, vars map[string]string, stdin string, args ...string) (in
 // startServer runs `portaria serve` in-process and waits until /readyz answers 200.
 func startServer(t *testing.T, vars map[string]string) (base string, stop func() int) {
 	t.Helper()
+	return startServerRole(t, vars, "all")
+}
+
+func startServerRole(t *testing.T, vars map[string]string, role string) (base string, stop func() int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve"}, func(k string) string { return vars[k] }, strings.NewReader(""), io.Discard, logs)
+		done <- run(ctx, []string{"serve", "--role", role}, func(k string) string { return vars[k] }, strings.NewReader(""), io.Discard, logs)
 	}()
 	base = "http://" + vars["PORTARIA_ADDR"]
 	deadline := time.Now().Add(20 * time.Second)

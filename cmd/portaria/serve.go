@@ -14,6 +14,7 @@ import (
 
 	"github.com/portaria/portaria/config"
 	"github.com/portaria/portaria/server"
+	"github.com/portaria/portaria/tokens"
 )
 
 func cmdServe(ctx context.Context, e env, args []string) error {
@@ -52,23 +53,49 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 		wg.Go(func() { a.ring.Run(bg) })
 	}
-	if a.sqlTokens != nil {
-		wg.Go(func() { sweepLoop(bg, a, time.Minute) })
+	wg.Go(func() { sweepLoop(bg, a, time.Minute) })
+
+	verifier, err := a.newVerifier(ctx, role)
+	if err != nil {
+		return fmt.Errorf("token verifier: %w", err)
 	}
+	revoked := tokens.NewRevocationCache(a.revlog, 2*time.Second, time.Now)
+	if err := revoked.Refresh(ctx); err != nil {
+		log.Warn("revocation feed not loaded yet", "err", err)
+	}
+	wg.Go(func() { revoked.Run(bg) })
+	checks := append(a.checks(), server.Check{Name: "revocation_feed", Check: func(context.Context) error {
+		if !revoked.Loaded() {
+			return errors.New("not loaded")
+		}
+		return nil
+	}}, server.Check{Name: "verification_keys", Check: func(context.Context) error {
+		if !verifier.Ready() {
+			return errors.New("no verification key loaded")
+		}
+		return nil
+	}})
 
 	draining := new(atomic.Bool)
 	handler := server.NewServer(server.Deps{
-		Logger:           log,
-		Role:             role,
-		Issuer:           cfg.Issuer,
-		Clients:          a.identity,
-		Tokens:           a.issuer,
-		Keys:             a.ring,
-		DefaultAccessTTL: cfg.AccessTokenTTL,
-		MaxAccessTTL:     config.MaxAccessTokenTTL,
-		SigningAlg:       cfg.SigningAlg,
-		Checks:           a.checks(),
-		Draining:         draining,
+		Logger:            log,
+		Role:              role,
+		Issuer:            cfg.Issuer,
+		Clients:           a.identity,
+		Users:             a.identity,
+		Tokens:            a.issuer,
+		Sessions:          a.sessions,
+		OneTime:           a.oneTime,
+		Verifier:          verifier,
+		Revocations:       revoked,
+		RevocationFeed:    a.revlog,
+		Keys:              a.ring,
+		DefaultAccessTTL:  cfg.AccessTokenTTL,
+		DefaultRefreshTTL: cfg.RefreshTokenTTL,
+		MaxAccessTTL:      config.MaxAccessTokenTTL,
+		SigningAlg:        cfg.SigningAlg,
+		Checks:            checks,
+		Draining:          draining,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -108,7 +135,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-// sweepLoop deletes expired token state from the SQL database (Redis expires keys itself).
+// sweepLoop deletes expired token state from the SQL database (Redis expires keys itself) and
+// expired entries of the revocation feed.
 func sweepLoop(ctx context.Context, a *app, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -117,10 +145,13 @@ func sweepLoop(ctx context.Context, a *app, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := a.sqlTokens.Sweep(ctx); err != nil {
-				a.log.Warn("sweep expired token state", "err", err)
-			} else if n > 0 {
-				a.log.Debug("swept expired token state", "rows", n)
+			if a.sqlTokens != nil {
+				if _, err := a.sqlTokens.Sweep(ctx); err != nil {
+					a.log.Warn("sweep expired token state", "err", err)
+				}
+			}
+			if _, err := a.revlog.Sweep(ctx); err != nil {
+				a.log.Warn("sweep expired revocations", "err", err)
 			}
 		}
 	}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// setUpLogin creates a platform admin with the CLI and a first-party app client.
+func setUpLogin(t *testing.T, vars map[string]string) oauth2.Config {
+	t.Helper()
+	code, out, errOut := cli(t, vars, "s3cret passphrase!\n", "admin", "create", "--email", "Root@Example.test", "--name", "Root", "--password-stdin")
+	if code != 0 || !strings.Contains(out, `"platform:admin"`) || strings.Contains(out, "passphrase") {
+		t.Fatalf("admin create: %d %s %s", code, out, errOut)
+	}
+	code, out, errOut = cli(t, vars, "", "clients", "create", "--name", "app", "--grant", "password", "--grant", "refresh_token", "--scope", "api")
+	if code != 0 {
+		t.Fatalf("clients create: %s", errOut)
+	}
+	var c struct {
+		ID     string `json:"client_id"`
+		Secret string `json:"client_secret"`
+	}
+	json.Unmarshal([]byte(out), &c)
+	return oauth2.Config{ClientID: c.ID, ClientSecret: c.Secret, Scopes: []string{"openid", "api"}}
+}
+
+func getMe(t *testing.T, base, access string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/api/auth/me", nil)
+	req.Header.Set("Authorization", "Bearer "+access)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// waitRefused polls /api/auth/me until the token is refused and returns how long it took.
+func waitRefused(t *testing.T, base, access string, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < limit {
+		if getMe(t, base, access) == 401 {
+			return time.Since(start)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("access token still accepted %s after its session was revoked", limit)
+	return 0
+}
+
+func TestLoginRefreshRevokeEndToEnd(t *testing.T) {
+	vars := embeddedVars(t)
+	cfg := setUpLogin(t, vars)
+	base, _ := startServer(t, vars)
+	cfg.Endpoint = oauth2.Endpoint{TokenURL: base + "/oauth/token"}
+	ctx := context.Background()
+	tok, err := cfg.PasswordCredentialsToken(ctx, "root@example.test", "s3cret passphrase!")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if getMe(t, base, tok.AccessToken) != 200 {
+		t.Fatal("me refused a fresh token")
+	}
+	// Revoking the access token ends its session: the refresh token dies at once, and the
+	// resource API refuses the access token within 5 s through the revocation feed.
+	form := url.Values{"token": {tok.AccessToken}}
+	req, _ := http.NewRequest(http.MethodPost, base+"/oauth/revoke", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(cfg.ClientID, cfg.ClientSecret)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("revoke: %v %v", err, res)
+	}
+	expired := *tok
+	expired.Expiry = time.Now().Add(-time.Minute)
+	if _, err := cfg.TokenSource(ctx, &expired).Token(); err == nil {
+		t.Error("refresh after revocation succeeded")
+	}
+	took := waitRefused(t, base, tok.AccessToken, 5*time.Second)
+	t.Logf("revoked access token refused after %s", took)
+}
+
+// TestResourceRoleVerifiesOffline runs the token server and the resource API as two servers, the
+// API knowing only the JWKS URL and the shared database (SPEC §1).
+func TestResourceRoleVerifiesOffline(t *testing.T) {
+	tokenVars := embeddedVars(t)
+	cfg := setUpLogin(t, tokenVars)
+	tokenVars["PORTARIA_ISSUER"] = "http://" + tokenVars["PORTARIA_ADDR"]
+	apiVars := map[string]string{}
+	for k, v := range tokenVars {
+		apiVars[k] = v
+	}
+	apiVars["PORTARIA_ADDR"] = freeAddr(t)
+	apiVars["PORTARIA_JWKS_URL"] = tokenVars["PORTARIA_ISSUER"] + "/.well-known/jwks.json"
+
+	tokenBase, _ := startServerRole(t, tokenVars, "token")
+	apiBase, _ := startServerRole(t, apiVars, "api")
+	cfg.Endpoint = oauth2.Endpoint{TokenURL: tokenBase + "/oauth/token"}
+	tok, err := cfg.PasswordCredentialsToken(context.Background(), "root@example.test", "s3cret passphrase!")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := getMe(t, apiBase, tok.AccessToken); code != 200 {
+		t.Fatalf("api role refused the token: %d", code)
+	}
+	if code := getMe(t, tokenBase, tok.AccessToken); code != 404 {
+		t.Errorf("token role must not serve the API: %d", code)
+	}
+	if res, _ := http.Post(apiBase+"/oauth/token", "application/x-www-form-urlencoded", nil); res.StatusCode != 404 {
+		t.Errorf("api role must not serve the token endpoint: %d", res.StatusCode)
+	}
+	form := url.Values{"token": {tok.RefreshToken}}
+	req, _ := http.NewRequest(http.MethodPost, tokenBase+"/oauth/revoke", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(cfg.ClientID, cfg.ClientSecret)
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
+		t.Fatalf("revoke: %v", err)
+	}
+	took := waitRefused(t, apiBase, tok.AccessToken, 5*time.Second)
+	t.Logf("the api role refused the revoked session's access token after %s", took)
+}
+
+func TestAdminCreateNeedsThePasswordOnStdin(t *testing.T) {
+	vars := embeddedVars(t)
+	if code, _, errOut := cli(t, vars, "", "admin", "create", "--email", "a@x.test", "--name", "A"); code == 0 || !strings.Contains(errOut, "password-stdin") {
+		t.Errorf("without --password-stdin: %d %s", code, errOut)
+	}
+	if code, _, errOut := cli(t, vars, "password123\n", "admin", "create", "--email", "a@x.test", "--name", "A", "--password-stdin"); code == 0 || !strings.Contains(errOut, "password") {
+		t.Errorf("a common password: %d %s", code, errOut)
+	}
+	if code, _, _ := cli(t, vars, "a long enough passphrase\n", "admin", "create", "--email", "a@x.test", "--name", "A", "--password-stdin"); code != 0 {
+		t.Errorf("create: %d", code)
+	}
+	if code, _, errOut := cli(t, vars, "a long enough passphrase\n", "admin", "create", "--email", "A@X.TEST", "--name", "A", "--password-stdin"); code == 0 || errOut == "" {
+		t.Errorf("the same e-mail in other case must conflict: %d", code)
+	}
+}

@@ -1,0 +1,274 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-oauth2/oauth2/v4"
+	oauth2errors "github.com/go-oauth2/oauth2/v4/errors"
+
+	"github.com/portaria/portaria/identity"
+	"github.com/portaria/portaria/tokens"
+)
+
+// UserDirectory finds and authenticates users; *identity.Service is one.
+type UserDirectory interface {
+	Authenticate(ctx context.Context, email, password string) (identity.User, error)
+	User(ctx context.Context, id string) (identity.User, error)
+	Organization(ctx context.Context, id string) (identity.Organization, error)
+}
+
+// Purposes of one-time tokens minted by the token endpoint.
+const purposePasswordChange = "password_change"
+
+// passwordChangeTTL is how long a password_change_token lets its user set a new password.
+const passwordChangeTTL = 10 * time.Minute
+
+func errInvalidGrant() *oauthError {
+	return &oauthError{status: http.StatusBadRequest, code: oauth2errors.ErrInvalidGrant, desc: "the grant is invalid, expired or revoked"}
+}
+
+func errBusy() *oauthError {
+	oe := errUnavailable()
+	oe.desc = "too many logins in progress, retry shortly"
+	return oe
+}
+
+// userLogin carries a user's session into go-oauth2's AccessGenerate hook, which mints the
+// access token with the session's claims.
+type userLogin struct {
+	user identity.User
+	sess tokens.Session
+}
+
+type userLoginKey struct{}
+
+func (ul userLogin) claims(req *tokens.AccessRequest) {
+	req.Org = ul.user.OrgID
+	req.Perms = ul.user.Permissions
+	req.SessionID = ul.sess.ID
+	req.AMR = ul.sess.AMR
+	req.AuthTime = ul.sess.AuthTime
+}
+
+// refreshLifetime is the absolute lifetime of a new session for client c.
+func (e *tokenEndpoint) refreshLifetime(c identity.Client) time.Duration {
+	if c.RefreshTTL > 0 {
+		return c.RefreshTTL
+	}
+	return e.refreshTTL
+}
+
+// password is the resource-owner password grant (RFC 6749 §4.3), allowed only for clients
+// registered with it (SECURITY.md C1). The client was authenticated first.
+func (e *tokenEndpoint) password(w http.ResponseWriter, r *http.Request, c identity.Client, secret string, form url.Values) error {
+	username, password := form.Get("username"), form.Get("password")
+	if username == "" || password == "" {
+		return errInvalidRequest("username and password are required")
+	}
+	scope, err := grantedScope(c, form.Get("scope"))
+	if err != nil {
+		return err
+	}
+	ttl, err := e.accessTTL(c, form)
+	if err != nil {
+		return err
+	}
+	if _, err := singleUse(form); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	u, err := e.users.Authenticate(ctx, username, password)
+	switch {
+	case errors.Is(err, identity.ErrInvalidCredentials):
+		return errInvalidGrant()
+	case errors.Is(err, identity.ErrBusy):
+		return errBusy()
+	case err != nil:
+		return err
+	}
+	if u.PasswordExpired {
+		return e.passwordExpired(w, ctx, c, u)
+	}
+	refresh, sess, err := e.sessions.Start(ctx, tokens.Session{
+		UserID: u.ID, ClientID: c.ID, Org: u.OrgID, Scope: scope, AMR: []string{"pwd"}, AuthTime: e.now(),
+	}, e.refreshLifetime(c))
+	if err != nil {
+		return err
+	}
+	ctx = context.WithValue(ctx, clientKey{}, authenticatedClient{client: c, secret: secret})
+	ctx = context.WithValue(ctx, userLoginKey{}, userLogin{user: u, sess: sess})
+	ti, err := e.oauth.GetAccessToken(ctx, oauth2.PasswordCredentials, &oauth2.TokenGenerateRequest{
+		ClientID:       c.ID,
+		ClientSecret:   secret,
+		UserID:         u.ID,
+		Scope:          strings.Join(scope, " "),
+		AccessTokenExp: ttl,
+		Request:        r,
+	})
+	if err != nil {
+		return fromOAuth2(err)
+	}
+	answer := tokenAnswer{
+		AccessToken: ti.GetAccess(),
+		TokenType:   "Bearer",
+		ExpiresIn:   int64(ti.GetAccessExpiresIn() / time.Second),
+		Scope:       ti.GetScope(),
+	}
+	return e.finishUserAnswer(w, ctx, c, u, sess, scope, refresh, answer)
+}
+
+// finishUserAnswer adds the refresh token (for clients allowed to refresh) and the ID token (for
+// the openid scope) and writes the answer.
+func (e *tokenEndpoint) finishUserAnswer(w http.ResponseWriter, ctx context.Context, c identity.Client, u identity.User,
+	sess tokens.Session, scope []string, refresh string, answer tokenAnswer) error {
+	if c.AllowsGrant(grantRefreshToken) {
+		answer.RefreshToken = refresh
+	}
+	if slices.Contains(scope, "openid") {
+		req := tokens.IDRequest{
+			Subject: u.ID, ClientID: c.ID, TTL: time.Duration(answer.ExpiresIn) * time.Second,
+			SessionID: sess.ID, AMR: sess.AMR, AuthTime: sess.AuthTime,
+		}
+		if slices.Contains(scope, "email") {
+			req.Email, req.EmailVerified = u.Email, u.EmailVerified
+		}
+		if slices.Contains(scope, "profile") {
+			req.Name = u.Name
+		}
+		id, err := e.issuer.IDToken(ctx, req)
+		if err != nil {
+			return err
+		}
+		answer.IDToken = id
+	}
+	writeTokenJSON(w, http.StatusOK, answer)
+	return nil
+}
+
+// passwordExpired answers a correct login whose password must be changed first (PW-07): no
+// tokens, a single-use password_change_token bound to the user and the client.
+func (e *tokenEndpoint) passwordExpired(w http.ResponseWriter, ctx context.Context, c identity.Client, u identity.User) error {
+	tok, err := e.oneTime.Issue(ctx, tokens.OneTime{Purpose: purposePasswordChange, Subject: u.ID, ClientID: c.ID}, passwordChangeTTL)
+	if err != nil {
+		return err
+	}
+	writeTokenJSON(w, http.StatusForbidden, map[string]string{
+		"error":                 "password_expired",
+		"error_description":     "the password has expired and must be changed",
+		"password_change_token": tok,
+	})
+	return nil
+}
+
+// refresh is the refresh_token grant, done by tokens.Sessions (rotation with reuse detection and
+// a grace window), not by go-oauth2. The user is read again: a deactivated user or organization
+// ends the session, and new permissions show in the new access token.
+func (e *tokenEndpoint) refresh(w http.ResponseWriter, r *http.Request, c identity.Client, form url.Values) error {
+	presented := form.Get("refresh_token")
+	if presented == "" {
+		return errInvalidRequest("refresh_token is required")
+	}
+	ttl, err := e.accessTTL(c, form)
+	if err != nil {
+		return err
+	}
+	once, err := singleUse(form)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	requested := form.Get("scope")
+	if requested != "" {
+		// Check a narrower scope before rotating, so that a bad request does not burn the token.
+		sess, err := e.sessions.SessionOf(ctx, presented)
+		if errors.Is(err, tokens.ErrSessionNotFound) {
+			return errInvalidGrant()
+		} else if err != nil {
+			return err
+		}
+		if _, err := narrowScope(sess.Scope, requested); err != nil {
+			return err
+		}
+	}
+	next, sess, err := e.sessions.Refresh(ctx, presented, c.ID)
+	if errors.Is(err, tokens.ErrInvalidGrant) {
+		return errInvalidGrant()
+	} else if err != nil {
+		return err
+	}
+	u, err := e.activeUser(ctx, sess.UserID)
+	if err != nil {
+		if errors.Is(err, errInactive) {
+			if err := e.sessions.Revoke(ctx, sess.ID); err != nil {
+				return err
+			}
+			return errInvalidGrant()
+		}
+		return err
+	}
+	scope := sess.Scope
+	if requested != "" {
+		if scope, err = narrowScope(sess.Scope, requested); err != nil {
+			return err
+		}
+	}
+	req := tokens.AccessRequest{Subject: u.ID, ClientID: c.ID, Scope: scope, TTL: ttl, Once: once}
+	userLogin{user: u, sess: sess}.claims(&req)
+	access, _, err := e.issuer.Access(ctx, req)
+	if err != nil {
+		return err
+	}
+	answer := tokenAnswer{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}
+	return e.finishUserAnswer(w, ctx, c, u, sess, scope, next, answer)
+}
+
+var errInactive = errors.New("user or organization inactive")
+
+// activeUser returns the user if it and its organization are active.
+func (e *tokenEndpoint) activeUser(ctx context.Context, id string) (identity.User, error) {
+	u, err := e.users.User(ctx, id)
+	if errors.Is(err, identity.ErrNotFound) {
+		return identity.User{}, errInactive
+	} else if err != nil {
+		return identity.User{}, err
+	}
+	if !u.Active {
+		return identity.User{}, errInactive
+	}
+	if u.OrgID != "" {
+		o, err := e.users.Organization(ctx, u.OrgID)
+		if errors.Is(err, identity.ErrNotFound) {
+			return identity.User{}, errInactive
+		} else if err != nil {
+			return identity.User{}, err
+		}
+		if !o.Active {
+			return identity.User{}, errInactive
+		}
+	}
+	return u, nil
+}
+
+// narrowScope checks that requested ⊆ granted: a refresh may narrow the scope, never widen it.
+func narrowScope(granted []string, requested string) ([]string, error) {
+	var scope []string
+	for _, s := range strings.Split(requested, " ") {
+		if s == "" || slices.Contains(scope, s) {
+			continue
+		}
+		if !slices.Contains(granted, s) {
+			return nil, errInvalidScope()
+		}
+		scope = append(scope, s)
+	}
+	if len(scope) == 0 {
+		return granted, nil
+	}
+	return scope, nil
+}
