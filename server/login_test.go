@@ -353,3 +353,119 @@ func testConcurrentRefresh(t *testing.T, opts ...fixtureOption) {
 
 func TestConcurrentRefreshOnSQLite(t *testing.T) { testConcurrentRefresh(t) }
 func TestConcurrentRefreshOnRedis(t *testing.T)  { testConcurrentRefresh(t, withRedisTokens()) }
+
+// RT-06 and F15: revoking every session of a user (what support staff, a password reset or a
+// deactivation do) refuses the refresh tokens of all devices at once and, once the resource
+// API's revocation set has refreshed (every 2 s in production), their access tokens.
+func TestRevokingAUserEndsEverySession(t *testing.T) {
+	f := newLoginFixture(t)
+	ctx := context.Background()
+	devices := []*oauth2.Token{f.login(t), f.login(t), f.login(t)}
+	f.clock.Advance(10 * time.Millisecond) // the mark is later than every login
+	if err := f.sessions.RevokeUser(ctx, f.user.ID); err != nil {
+		t.Fatal(err)
+	}
+	for i, tok := range devices {
+		if res, body := f.refresh(t, tok.RefreshToken, ""); res.StatusCode != 400 || body["error"] != "invalid_grant" {
+			t.Errorf("device %d refreshed after the revocation: %d %v", i, res.StatusCode, body)
+		}
+		if res := f.me(t, tok.AccessToken); res.StatusCode != 200 {
+			t.Errorf("device %d: access tokens are checked offline until the revocation set refreshes: %d", i, res.StatusCode)
+		}
+	}
+	if err := f.revoked.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, tok := range devices {
+		if res := f.me(t, tok.AccessToken); res.StatusCode != 401 {
+			t.Errorf("device %d: access token accepted after the revocation set refreshed: %d", i, res.StatusCode)
+		}
+	}
+	// Introspection asks the token store, not the feed: inactive at once.
+	res := f.post(t, "/oauth/introspect", "token="+devices[0].AccessToken, f.app.ID, f.appSecret)
+	if body := decode(t, res); len(body) != 1 || body["active"] != false {
+		t.Errorf("introspection of a revoked session's token: %v", body)
+	}
+}
+
+func TestIntrospectionAndRevocationEndpoints(t *testing.T) {
+	f := newLoginFixture(t)
+	tok := f.login(t)
+	other, otherSecret := f.client(t, identity.NewClient{Name: "other", Grants: []string{"password", "refresh_token"}})
+	introspect := func(token, user, pass string) (int, map[string]any) {
+		res := f.post(t, "/oauth/introspect", "token="+url.QueryEscape(token), user, pass)
+		return res.StatusCode, decode(t, res)
+	}
+	if code, body := introspect(tok.AccessToken, f.app.ID, f.appSecret); code != 200 || body["active"] != true || body["sub"] != f.user.ID {
+		t.Errorf("active access token: %d %v", code, body)
+	}
+	if code, body := introspect(tok.RefreshToken, f.app.ID, f.appSecret); code != 200 || body["active"] != true || body["token_type"] != "refresh_token" {
+		t.Errorf("own refresh token: %d %v", code, body)
+	}
+	if _, body := introspect(tok.RefreshToken, other.ID, otherSecret); len(body) != 1 || body["active"] != false {
+		t.Errorf("another client's refresh token must look inactive: %v", body)
+	}
+	if _, body := introspect("garbage", f.app.ID, f.appSecret); len(body) != 1 || body["active"] != false {
+		t.Errorf("garbage: %v", body)
+	}
+	if code, _ := introspect(tok.AccessToken, "", ""); code != 401 {
+		t.Errorf("introspection without client authentication: %d", code)
+	}
+
+	// Revocation answers 200 for anything, and a client revokes only its own tokens.
+	for _, tc := range []struct{ token, user, pass string }{
+		{"random-string", f.app.ID, f.appSecret},
+		{tok.RefreshToken, other.ID, otherSecret},
+	} {
+		if res := f.post(t, "/oauth/revoke", "token="+url.QueryEscape(tc.token), tc.user, tc.pass); res.StatusCode != 200 {
+			t.Errorf("revoke: %d", res.StatusCode)
+		}
+	}
+	if code, body := introspect(tok.RefreshToken, f.app.ID, f.appSecret); body["active"] != true {
+		t.Fatalf("another client's revocation must not touch the token: %d %v", code, body)
+	}
+	if res := f.post(t, "/oauth/revoke", "token="+url.QueryEscape(tok.RefreshToken), f.app.ID, f.appSecret); res.StatusCode != 200 {
+		t.Fatalf("revoke own: %d", res.StatusCode)
+	}
+	if res, _ := f.refresh(t, tok.RefreshToken, ""); res.StatusCode != 400 {
+		t.Errorf("revoked refresh token still works: %d", res.StatusCode)
+	}
+	if _, body := introspect(tok.AccessToken, f.app.ID, f.appSecret); body["active"] != false {
+		t.Errorf("the family's access token must be inactive: %v", body)
+	}
+
+	// A single-use token is consumed by introspection.
+	c, secret := f.client(t, identity.NewClient{Name: "svc", Grants: []string{"client_credentials"}})
+	once := decode(t, f.post(t, "/oauth/token", "grant_type=client_credentials&single_use=true", c.ID, secret))["access_token"].(string)
+	if _, body := introspect(once, c.ID, secret); body["active"] != true {
+		t.Errorf("first introspection of a single-use token: %v", body)
+	}
+	if _, body := introspect(once, c.ID, secret); body["active"] != false {
+		t.Errorf("second introspection of a single-use token: %v", body)
+	}
+}
+
+func TestSingleUseTokensWorkOnceAtTheResourceAPI(t *testing.T) {
+	f := newLoginFixture(t)
+	res := f.post(t, "/oauth/token", "grant_type=password&single_use=true&username=ana%40acme.test&password="+url.QueryEscape(userPassword), f.app.ID, f.appSecret)
+	access := decode(t, res)["access_token"].(string)
+	const n = 20
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { codes <- f.me(t, access).StatusCode })
+	}
+	wg.Wait()
+	close(codes)
+	ok := 0
+	for c := range codes {
+		if c == 200 {
+			ok++
+		} else if c != 401 {
+			t.Errorf("status %d", c)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d of %d concurrent uses of a single-use token succeeded, want 1", ok, n)
+	}
+}
