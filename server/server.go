@@ -61,6 +61,8 @@ type Deps struct {
 	// Draining, once set, makes /readyz answer 503 so load balancers stop sending traffic
 	// before the server shuts down.
 	Draining *atomic.Bool
+	// OpenAPI is the document served at /openapi.yaml.
+	OpenAPI []byte
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
 }

@@ -144,6 +144,9 @@ func endToEnd(t *testing.T, vars map[string]string) {
 	if _, err := cfg.Token(context.Background()); err != nil {
 		t.Errorf("client created while serving: %v", err)
 	}
+	if res, err := http.Get(base + "/openapi.yaml"); err != nil || res.StatusCode != 200 {
+		t.Errorf("openapi.yaml not served: %v", err)
+	}
 	if code, out, errOut := cli(t, vars, "", "keys", "list"); code != 0 || !strings.Contains(out, `"active"`) {
 		t.Errorf("keys list: %d %s %s", code, out, errOut)
 	}

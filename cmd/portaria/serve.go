@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/portaria/portaria"
 	"log/slog"
 	"net"
 	"net/http"
@@ -95,6 +96,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		MaxAccessTTL:      config.MaxAccessTokenTTL,
 		SigningAlg:        cfg.SigningAlg,
 		Checks:            checks,
+		OpenAPI:           portaria.OpenAPI,
 		Draining:          draining,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
