@@ -1,6 +1,7 @@
 // Package identity holds who may use Portaria: OAuth clients, organizations and users with their
-// passwords and permissions; groups and the rest as they arrive. It holds the domain types, their validation, the Store contract that
-// every backend implements and the Service that applies the rules on top of it.
+// passwords, permissions and second factors (TOTP and recovery codes); groups and the rest as
+// they arrive. It holds the domain types, their validation, the Store contract that every backend
+// implements and the Service that applies the rules on top of it.
 package identity
 
 import (
@@ -32,6 +33,9 @@ var (
 	ErrBusy = errors.New("identity: too many password checks in progress")
 	// ErrUnavailable: the store could not be reached; callers fail closed (503).
 	ErrUnavailable = errors.New("identity: store unavailable")
+	// ErrInvalidOTP: a one-time code (TOTP or recovery code) was wrong, already used, or the user
+	// has no 2FA to check it against. It is one answer for all of these.
+	ErrInvalidOTP = errors.New("identity: invalid one-time code")
 )
 
 // FieldError is one broken rule: Field is the input's JSON/CLI name, Message completes the
@@ -76,6 +80,7 @@ type Store interface {
 	ClientStore
 	OrganizationStore
 	UserStore
+	MFAStore
 }
 
 // ClientStore persists OAuth clients. It stores what it is given: validation and secret hashing

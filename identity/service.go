@@ -26,9 +26,15 @@ const MinPepperSize = 32
 
 // Options configure a Service.
 type Options struct {
-	// Pepper keys the HMAC under which client secrets are stored; at least MinPepperSize bytes,
-	// derived by the caller from the master key. Changing it invalidates every client secret.
+	// Pepper keys the HMAC under which client secrets and recovery codes are stored; at least
+	// MinPepperSize bytes, derived by the caller from the master key. Changing it invalidates
+	// every client secret and recovery code.
 	Pepper []byte
+	// Sealer encrypts TOTP secrets at rest. Without it, 2FA cannot be set up or checked (every
+	// TOTP operation on an enrolled user fails with an error, never succeeds).
+	Sealer Sealer
+	// TOTPIssuer names the service in authenticator apps; "" means DefaultTOTPIssuer.
+	TOTPIssuer string
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// Password are the argon2id parameters of new password hashes; the zero value means
@@ -63,6 +69,8 @@ type Service struct {
 	hashWait  time.Duration
 	onHash    func()
 	clients   *clientCache
+	sealer    Sealer
+	issuer    string    // of TOTP enrolments
 	hmacs     sync.Pool // of hmac.New(sha256.New, pepper)
 	// dummyHash is a valid PHC string with the current parameters, of a password nobody knows:
 	// logins without a usable hash verify against it, so that they cost what others do (PW-04).
@@ -84,12 +92,18 @@ func NewService(store Store, opts Options) *Service {
 		params:   cmp.Or(opts.Password, DefaultPasswordParams()),
 		hashWait: cmp.Or(opts.HashWait, 2*time.Second),
 		onHash:   opts.OnHash,
+		sealer:   opts.Sealer,
+		issuer:   cmp.Or(opts.TOTPIssuer, DefaultTOTPIssuer),
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if err := s.params.validate(); err != nil {
 		panic("identity: password parameters: " + err.Error())
+	}
+	// The issuer is the label's prefix in "otpauth://totp/Issuer:account": a colon would split it.
+	if strings.ContainsRune(s.issuer, ':') || strings.ContainsFunc(s.issuer, unsafeRune) {
+		panic(fmt.Sprintf("identity: TOTP issuer %q must not contain a colon or control characters", s.issuer))
 	}
 	s.hashSlots = make(chan struct{}, max(cmp.Or(opts.HashSlots, runtime.GOMAXPROCS(0)), 1))
 	s.dummyHash = newDummyHash(s.params)

@@ -59,8 +59,11 @@ type User struct {
 	Permissions       []string  `json:"permissions"`
 	PasswordExpired   bool      `json:"password_expired"`             // the next login must change the password
 	PasswordChangedAt time.Time `json:"password_changed_at,omitzero"` // zero while no password is set
-	CreatedAt         time.Time `json:"created_at"`
-	UpdatedAt         time.Time `json:"updated_at"`
+	// MFAEnabled says whether the user has 2FA on (a confirmed TOTP enrolment), so that a login
+	// knows to ask for a second factor. The store derives it; UpdateUser cannot change it.
+	MFAEnabled bool      `json:"mfa_enabled"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 	// PasswordHash is the argon2id PHC string, "" while no password is set. Only the Service and
 	// the Store see it: users the Service returns have it cleared.
 	PasswordHash string `json:"-"`

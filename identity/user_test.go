@@ -244,7 +244,7 @@ func TestCreateUser(t *testing.T) {
 		if err := json.Unmarshal(b, &keys); err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"active", "created_at", "email", "email_verified", "id", "name", "org_id",
+		want := []string{"active", "created_at", "email", "email_verified", "id", "mfa_enabled", "name", "org_id",
 			"password_changed_at", "password_expired", "permissions", "updated_at"}
 		got := slices.Sorted(maps.Keys(keys))
 		if !slices.Equal(got, want) {

@@ -48,6 +48,15 @@ func Run(t *testing.T, newStore func(t *testing.T) identity.Store) {
 		{"an update to another user's e-mail is refused", testUpdateUserEmailTaken},
 		{"a user updater error aborts the update", testUpdateUserAborts},
 		{"concurrent user updates are not lost", testConcurrentUserUpdates},
+
+		{"a pending TOTP enrolment reads back and a new one replaces it", testPendingTOTP},
+		{"confirming needs the pending secret and a later step, and turns 2FA on with its codes", testConfirmTOTP},
+		{"the TOTP step only moves forward, and only with 2FA on", testAdvanceTOTPStep},
+		{"of concurrent advances to one TOTP step exactly one wins", testConcurrentAdvance},
+		{"a recovery code works once, for its own user, even under concurrency", testRecoveryCodeOnce},
+		{"replacing recovery codes voids the old ones and needs 2FA on", testReplaceRecoveryCodes},
+		{"deleting TOTP turns 2FA off and removes the recovery codes", testDeleteTOTP},
+		{"a user update neither changes nor forgets MFAEnabled", testUpdateUserKeepsMFA},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 )
 
 type userRow struct {
-	bun.BaseModel `bun:"table:users"`
+	bun.BaseModel `bun:"table:users,alias:u"`
 
 	ID                string         `bun:"id,pk"`
 	OrgID             sql.NullString `bun:"org_id"`
@@ -27,6 +27,8 @@ type userRow struct {
 	PasswordChangedAt bun.NullTime   `bun:"password_changed_at"`
 	CreatedAt         time.Time      `bun:"created_at"`
 	UpdatedAt         time.Time      `bun:"updated_at"`
+	// MFAEnabled is read by selectUser, never written: the TOTP table is its source.
+	MFAEnabled bool `bun:"mfa_enabled,scanonly"`
 }
 
 // mutableUserColumns are written by UpdateUser: all but id and created_at.
@@ -34,7 +36,13 @@ var mutableUserColumns = []string{"org_id", "email", "email_normalized", "name",
 	"permissions", "password_hash", "password_expired", "password_changed_at", "updated_at"}
 
 // live keeps soft-deleted users out of a query.
-func live(q *bun.SelectQuery) *bun.SelectQuery { return q.Where("deleted_at IS NULL") }
+func live(q *bun.SelectQuery) *bun.SelectQuery { return q.Where("u.deleted_at IS NULL") }
+
+// selectUser is the query of users (alias u) with mfa_enabled derived from the TOTP table.
+func selectUser(q *bun.SelectQuery, row *userRow) *bun.SelectQuery {
+	return live(q.Model(row).ColumnExpr("?TableColumns").
+		ColumnExpr("EXISTS (SELECT 1 FROM user_totp WHERE user_totp.user_id = u.id AND user_totp.confirmed_at IS NOT NULL) AS mfa_enabled"))
+}
 
 func toUserRow(u identity.User) (userRow, error) {
 	perms, err := json.Marshal(nonNil(u.Permissions))
@@ -71,6 +79,7 @@ func (r userRow) user() (identity.User, error) {
 		Active:          r.Active,
 		EmailVerified:   r.EmailVerified,
 		PasswordExpired: r.PasswordExpired,
+		MFAEnabled:      r.MFAEnabled,
 		PasswordHash:    r.PasswordHash.String,
 		CreatedAt:       r.CreatedAt.UTC(),
 		UpdatedAt:       r.UpdatedAt.UTC(),
@@ -94,16 +103,16 @@ func (s *Store) CreateUser(ctx context.Context, u identity.User) error {
 }
 
 func (s *Store) User(ctx context.Context, id string) (identity.User, error) {
-	return s.userWhere(ctx, "id = ?", id)
+	return s.userWhere(ctx, "u.id = ?", id)
 }
 
 func (s *Store) UserByEmail(ctx context.Context, normalized string) (identity.User, error) {
-	return s.userWhere(ctx, "email_normalized = ?", normalized)
+	return s.userWhere(ctx, "u.email_normalized = ?", normalized)
 }
 
 func (s *Store) userWhere(ctx context.Context, where string, arg any) (identity.User, error) {
 	var row userRow
-	if err := live(s.db.NewSelect().Model(&row).Where(where, arg)).Scan(ctx); err != nil {
+	if err := selectUser(s.db.NewSelect(), &row).Where(where, arg).Scan(ctx); err != nil {
 		return identity.User{}, translate(err)
 	}
 	return row.user()
@@ -113,9 +122,10 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(identity.
 	var updated identity.User
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var row userRow
-		if err := s.forUpdate(live(tx.NewSelect().Model(&row).Where("id = ?", id))).Scan(ctx); err != nil {
+		if err := s.forUpdate(selectUser(tx.NewSelect(), &row).Where("u.id = ?", id)).Scan(ctx); err != nil {
 			return err
 		}
+		mfa := row.MFAEnabled
 		u, err := row.user()
 		if err != nil {
 			return err
@@ -133,6 +143,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(identity.
 		if updated, err = row.user(); err != nil {
 			return err
 		}
+		updated.MFAEnabled = mfa
 		return nil
 	})
 	if err != nil {
