@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +59,10 @@ type SessionOptions struct {
 	// OnReuse, if not nil, is called once when reuse of a refresh token revokes a family: the
 	// refresh_token_reuse security event.
 	OnReuse func(ctx context.Context, s Session)
+	// Index, if not nil, keeps each user's sessions listable (List): Start adds to it, Revoke and
+	// RevokeUser remove from it, and Refresh records the time of use in the store. Without it
+	// sessions cannot be listed.
+	Index SessionIndex
 }
 
 // Sessions keeps refresh-token families on a Store.
@@ -69,6 +74,7 @@ type SessionOptions struct {
 //	rt:{sid}:<hash>    a live (unused) refresh token of the family
 //	used:{sid}:<hash>  tombstone of a used token: the time of its first use
 //	nb:{user}          per-user "not before" mark set by RevokeUser
+//	lu:{sid}           time of the family's last refresh, unix ms (only with an Index)
 //
 // Every refresh reads fam:{sid} first, so deleting it kills every token of the family at once.
 //
@@ -86,6 +92,7 @@ type Sessions struct {
 	maxLifetime  time.Duration
 	now          func() time.Time
 	onReuse      func(ctx context.Context, s Session)
+	index        SessionIndex
 }
 
 // NewSessions returns Sessions on store. It panics if opts has no Log or a SuccessorKey shorter
@@ -118,6 +125,7 @@ func NewSessions(store Store, opts SessionOptions) *Sessions {
 		maxLifetime:  opts.MaxLifetime,
 		now:          opts.Now,
 		onReuse:      opts.OnReuse,
+		index:        opts.Index,
 	}
 }
 
@@ -149,6 +157,14 @@ func (s *Sessions) Start(ctx context.Context, sess Session, ttl time.Duration) (
 	token := sess.ID + "." + RandomSecret()
 	if err := s.store.Put(ctx, tokenKey(sess.ID, token), liveRecord, ttl); err != nil {
 		return "", Session{}, fmt.Errorf("start session: %w", err)
+	}
+	if s.index != nil {
+		if err := s.index.Add(ctx, sess); err != nil {
+			// Nobody will hold the token: drop the family rather than leave a session that
+			// List cannot show. Should the delete fail too, the family is unusable and expires.
+			s.store.Delete(context.WithoutCancel(ctx), familyKey(sess.ID))
+			return "", Session{}, fmt.Errorf("start session: %w", err)
+		}
 	}
 	return token, sess, nil
 }
@@ -188,6 +204,7 @@ func (s *Sessions) Refresh(ctx context.Context, refreshToken, clientID string) (
 		if err := s.markUsed(ctx, sid, refreshToken, remaining); err != nil {
 			return "", Session{}, err
 		}
+		s.touch(ctx, sid, remaining)
 		return successor, sess, nil
 	case errors.Is(err, ErrNotFound):
 		return s.reused(ctx, sess, refreshToken, successor, remaining)
@@ -294,6 +311,16 @@ func (s *Sessions) markUsed(ctx context.Context, sid, token string, remaining ti
 	return nil
 }
 
+// touch records the time of a refresh for List: one store write, never an index write, since
+// refreshes are frequent and the index is SQL. A failure is ignored: the rotation has happened,
+// and failing it now would cost the client its successor for the sake of a display time.
+func (s *Sessions) touch(ctx context.Context, sid string, remaining time.Duration) {
+	if s.index == nil {
+		return
+	}
+	s.store.Set(ctx, lastUsedKey(sid), strconv.AppendInt(nil, s.now().UnixMilli(), 10), remaining)
+}
+
 // Get returns the live session sid, or ErrSessionNotFound.
 func (s *Sessions) Get(ctx context.Context, sid string) (Session, error) {
 	if !validSID(sid) {
@@ -346,6 +373,13 @@ func (s *Sessions) Revoke(ctx context.Context, sid string) error {
 	if err := s.log.Append(ctx, s.revocation(RevokedSession, sid)); err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
+	// Last: a session still in the index is already dead, and List drops it; the error only
+	// asks for a retry, which is safe.
+	if s.index != nil {
+		if err := s.index.Remove(ctx, sid); err != nil {
+			return fmt.Errorf("revoke session: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -360,18 +394,41 @@ func (s *Sessions) RevokeUser(ctx context.Context, userID string) error {
 	if userID == "" {
 		return errors.New("revoke user sessions: empty user id")
 	}
-	mark := strconv.AppendInt(nil, s.now().UnixMilli(), 10)
+	now := truncMilli(s.now())
+	mark := strconv.AppendInt(nil, now.UnixMilli(), 10)
 	if err := s.store.Set(ctx, notBeforeKey(userID), mark, s.maxLifetime); err != nil {
 		return fmt.Errorf("revoke user sessions: %w", err)
 	}
 	if err := s.log.Append(ctx, s.revocation(RevokedUser, userID)); err != nil {
 		return fmt.Errorf("revoke user sessions: %w", err)
 	}
+	// As in Revoke, the index is cleaned last and only for List's sake.
+	if s.index != nil {
+		if err := s.index.RemoveUser(ctx, userID, now); err != nil {
+			return fmt.Errorf("revoke user sessions: %w", err)
+		}
+	}
 	return nil
 }
 
 // live reads the family record and checks its expiry and the user's not-before mark.
 func (s *Sessions) live(ctx context.Context, sid string) (Session, error) {
+	sess, err := s.family(ctx, sid)
+	if err != nil {
+		return Session{}, err
+	}
+	notBefore, err := s.notBefore(ctx, sess.UserID)
+	if err != nil {
+		return Session{}, err
+	}
+	if sess.CreatedAt.UnixMilli() <= notBefore {
+		return Session{}, ErrSessionNotFound
+	}
+	return sess, nil
+}
+
+// family reads the family record and checks its expiry, but not the user's not-before mark.
+func (s *Sessions) family(ctx context.Context, sid string) (Session, error) {
 	record, err := s.store.Get(ctx, familyKey(sid))
 	if errors.Is(err, ErrNotFound) {
 		return Session{}, ErrSessionNotFound
@@ -387,21 +444,24 @@ func (s *Sessions) live(ctx context.Context, sid string) (Session, error) {
 	if !s.now().Before(sess.ExpiresAt) {
 		return Session{}, ErrSessionNotFound
 	}
-	mark, err := s.store.Get(ctx, notBeforeKey(sess.UserID))
+	return sess, nil
+}
+
+// notBefore returns the user's not-before mark in unix milliseconds: sessions created at or
+// before it are dead. Without a mark it returns math.MinInt64.
+func (s *Sessions) notBefore(ctx context.Context, userID string) (int64, error) {
+	mark, err := s.store.Get(ctx, notBeforeKey(userID))
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return sess, nil
+		return math.MinInt64, nil
 	case err != nil:
-		return Session{}, err
+		return 0, err
 	}
 	notBefore, err := strconv.ParseInt(string(mark), 10, 64)
 	if err != nil {
-		return Session{}, fmt.Errorf("corrupt not-before mark: %w", err)
+		return 0, fmt.Errorf("corrupt not-before mark: %w", err)
 	}
-	if sess.CreatedAt.UnixMilli() <= notBefore {
-		return Session{}, ErrSessionNotFound
-	}
-	return sess, nil
+	return notBefore, nil
 }
 
 func (s *Sessions) revocation(kind RevocationKind, subject string) Revocation {
@@ -469,6 +529,7 @@ func familyKey(sid string) string       { return "fam:{" + sid + "}" }
 func tokenKey(sid, token string) string { return "rt:{" + sid + "}:" + hashToken(token) }
 func usedKey(sid, token string) string  { return "used:{" + sid + "}:" + hashToken(token) }
 func notBeforeKey(userID string) string { return "nb:{" + userID + "}" }
+func lastUsedKey(sid string) string     { return "lu:{" + sid + "}" }
 
 // hashToken is what the store keeps of a token: SHA-256, base64url. Tokens carry 256 random (or
 // HMAC) bits, so a fast unkeyed hash is enough; a leaked store yields no usable token.

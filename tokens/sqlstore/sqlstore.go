@@ -22,8 +22,8 @@ import (
 //go:embed sqlite/*.sql postgres/*.sql
 var migrationFiles embed.FS
 
-// Migrations creates the token_state and revocations tables; run it with (*sqldb.DB).Migrate
-// before New or NewRevocationLog.
+// Migrations creates the token_state, revocations and session_index tables; run it with
+// (*sqldb.DB).Migrate before New, NewRevocationLog or NewSessionIndex.
 var Migrations = sqldb.MigrationSet{Name: "tokens", FS: migrationFiles}
 
 // Store is a tokens.Store on a SQL database.

@@ -130,3 +130,39 @@ func TestRevocationLogSweepKeepsLiveEntriesAndNeverReusesSeqs(t *testing.T) {
 		t.Fatalf("Since(seq of the swept entry): got (%v, %v), want the new entry", got, err)
 	}
 }
+
+func TestSessionIndexSQLite(t *testing.T) {
+	tokenstest.RunSessionIndex(t, func(t *testing.T) tokens.SessionIndex {
+		return sqlstore.NewSessionIndex(open(t, testenv.SQLiteURL(t)), time.Now)
+	})
+}
+
+func TestSessionIndexPostgres(t *testing.T) {
+	tokenstest.RunSessionIndex(t, func(t *testing.T) tokens.SessionIndex {
+		return sqlstore.NewSessionIndex(open(t, testenv.PostgresURL(t)), time.Now)
+	})
+}
+
+func TestSessionIndexSweepDeletesOnlyExpiredRows(t *testing.T) {
+	ctx := t.Context()
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { return now }
+	x := sqlstore.NewSessionIndex(open(t, testenv.SQLiteURL(t)), clock)
+	for sid, life := range map[string]time.Duration{"short1": time.Minute, "short2": time.Minute, "long": time.Hour} {
+		err := x.Add(ctx, tokens.Session{ID: sid, UserID: "user-1", ClientID: "web", CreatedAt: now, ExpiresAt: now.Add(life)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := x.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("Sweep before expiry: got (%d, %v), want (0, nil)", n, err)
+	}
+
+	now = now.Add(time.Minute)
+	if n, err := x.Sweep(ctx); err != nil || n != 2 {
+		t.Fatalf("Sweep after a minute: got (%d, %v), want (2, nil)", n, err)
+	}
+	if got, err := x.List(ctx, "user-1"); err != nil || len(got) != 1 || got[0].ID != "long" {
+		t.Fatalf("List after Sweep: got (%v, %v), want the live session", got, err)
+	}
+}

@@ -1,5 +1,6 @@
-// Package tokenstest is the conformance suite of tokens.Store and tokens.RevocationLog: every
-// backend's tests call Run (and RunRevocationLog), so that all backends are held to one behaviour.
+// Package tokenstest is the conformance suite of tokens.Store, tokens.RevocationLog and
+// tokens.SessionIndex: every backend's tests call Run (and RunRevocationLog, RunSessionIndex), so
+// that all backends are held to one behaviour.
 package tokenstest
 
 import (
