@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
@@ -33,6 +34,7 @@ type Config struct {
 	MasterKey       string        `env:"MASTER_KEY" help:"base64 of 32 bytes; encrypts signing keys and TOTP secrets (default: generated into the data dir)"`
 	JWKSURL         string        `env:"JWKS_URL" help:"where --role api fetches verification keys (default: the issuer's JWKS)"`
 	SMTPURL         string        `env:"SMTP_URL" help:"smtp://user:pass@host:port (default: .eml files in the data dir's outbox)"`
+	MailFrom        string        `env:"MAIL_FROM" help:"From address of account e-mails (default: portaria@ the issuer's host)"`
 	AccessTokenTTL  time.Duration `env:"ACCESS_TOKEN_TTL" help:"default access-token lifetime"`
 	RefreshTokenTTL time.Duration `env:"REFRESH_TOKEN_TTL" help:"default refresh-token family lifetime (absolute)"`
 	SigningAlg      string        `env:"SIGNING_ALG" help:"ES256, EdDSA or RS256"`
@@ -65,6 +67,19 @@ func Default() Config {
 		JWKSMaxAge:      5 * time.Minute,
 		ShutdownTimeout: 20 * time.Second,
 	}
+}
+
+// TrustedPrefixes parses PORTARIA_TRUSTED_PROXIES (already validated).
+func (c Config) TrustedPrefixes() ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(c.TrustedProxies))
+	for _, p := range c.TrustedProxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("PORTARIA_TRUSTED_PROXIES: %q is not a CIDR", p)
+		}
+		out = append(out, pfx.Masked())
+	}
+	return out, nil
 }
 
 // MaxAccessTokenTTL bounds every access-token lifetime, a client's own maximum included; retired
@@ -126,6 +141,13 @@ func (c *Config) applyDerived() {
 	}
 	if c.JWKSURL == "" {
 		c.JWKSURL = c.Issuer + "/.well-known/jwks.json"
+	}
+	if c.MailFrom == "" {
+		host := "localhost"
+		if u, err := url.Parse(c.Issuer); err == nil && u.Hostname() != "" {
+			host = u.Hostname()
+		}
+		c.MailFrom = "Portaria <portaria@" + host + ">"
 	}
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = filepath.Join(c.DataDir, "portaria.db")
@@ -192,6 +214,9 @@ func (c Config) Validate() error {
 		if k, err := decodeKey(c.MasterKey); err != nil || len(k) != 32 {
 			bad("MASTER_KEY", "must be base64 of exactly 32 bytes")
 		}
+	}
+	if _, err := mail.ParseAddress(c.MailFrom); err != nil {
+		bad("MAIL_FROM", "%q is not an e-mail address", c.MailFrom)
 	}
 	if c.SMTPURL != "" {
 		if u, err := url.Parse(c.SMTPURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {

@@ -120,7 +120,12 @@ func serveMe(w http.ResponseWriter, r *http.Request, auth bearerAuth, users User
 	if err != nil {
 		return authProblem(err)
 	}
-	u, err := users.User(r.Context(), claims.Subject)
+	return writeMe(w, r.Context(), users, claims)
+}
+
+// writeMe writes the me body (SPEC §4) for a verified user token.
+func writeMe(w http.ResponseWriter, ctx context.Context, users UserDirectory, claims tokens.AccessClaims) error {
+	u, err := users.User(ctx, claims.Subject)
 	if err != nil {
 		if errors.Is(err, identity.ErrNotFound) {
 			return authProblem(errRejected)
@@ -129,7 +134,7 @@ func serveMe(w http.ResponseWriter, r *http.Request, auth bearerAuth, users User
 	}
 	var org *identity.Organization
 	if u.OrgID != "" {
-		o, err := users.Organization(r.Context(), u.OrgID)
+		o, err := users.Organization(ctx, u.OrgID)
 		if err != nil && !errors.Is(err, identity.ErrNotFound) {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,17 +84,9 @@ func (e *tokenEndpoint) password(w http.ResponseWriter, r *http.Request, c ident
 		return err
 	}
 	ctx := r.Context()
-	u, err := e.users.Authenticate(ctx, username, password)
-	switch {
-	case errors.Is(err, identity.ErrInvalidCredentials):
-		return errInvalidGrant()
-	case errors.Is(err, identity.ErrBusy):
-		return errBusy()
-	case err != nil:
-		return err
-	}
-	if u.PasswordExpired {
-		return e.passwordExpired(w, ctx, c, u)
+	u, err := e.logins.password(ctx, c.ID, username, password, clientIP(r, e.trusted))
+	if err != nil {
+		return e.loginError(w, err)
 	}
 	refresh, sess, err := e.sessions.Start(ctx, tokens.Session{
 		UserID: u.ID, ClientID: c.ID, Org: u.OrgID, Scope: scope, AMR: []string{"pwd"}, AuthTime: e.now(),
@@ -151,19 +144,85 @@ func (e *tokenEndpoint) finishUserAnswer(w http.ResponseWriter, ctx context.Cont
 	return nil
 }
 
-// passwordExpired answers a correct login whose password must be changed first (PW-07): no
-// tokens, a single-use password_change_token bound to the user and the client.
-func (e *tokenEndpoint) passwordExpired(w http.ResponseWriter, ctx context.Context, c identity.Client, u identity.User) error {
-	tok, err := e.oneTime.Issue(ctx, tokens.OneTime{Purpose: purposePasswordChange, Subject: u.ID, ClientID: c.ID}, passwordChangeTTL)
+// loginError answers a login that did not yield tokens, in RFC 6749 terms: a bad password or
+// code is invalid_grant; a throttled account or IP is 429 with Retry-After; a second factor or a
+// password change due is 403 with the token that continues the flow (no access token, PW-06/07).
+func (e *tokenEndpoint) loginError(w http.ResponseWriter, err error) error {
+	var (
+		throttled *throttledError
+		mfa       *mfaRequiredError
+		expired   *passwordExpiredError
+	)
+	switch {
+	case errors.Is(err, errBadCredentials), errors.Is(err, errInvalidOTP):
+		return errInvalidGrant()
+	case errors.Is(err, identity.ErrBusy):
+		return errBusy()
+	case errors.As(err, &throttled):
+		return &oauthError{status: http.StatusTooManyRequests, code: oauth2errors.ErrInvalidGrant,
+			desc:   "too many failed attempts, retry later",
+			header: http.Header{"Retry-After": {retryAfterSeconds(throttled.retryAfter)}}}
+	case errors.As(err, &mfa):
+		writeTokenJSON(w, http.StatusForbidden, map[string]any{
+			"error":             "mfa_required",
+			"error_description": "a second factor is required",
+			"mfa_token":         mfa.token,
+			"mfa_methods":       mfa.methods,
+		})
+		return nil
+	case errors.As(err, &expired):
+		writeTokenJSON(w, http.StatusForbidden, map[string]string{
+			"error":                 "password_expired",
+			"error_description":     "the password has expired and must be changed",
+			"password_change_token": expired.changeToken,
+		})
+		return nil
+	}
+	return err
+}
+
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.Itoa(max(1, int((d+time.Second-1)/time.Second)))
+}
+
+// mfa is the grant that completes a login with a second factor (urn:portaria:grant-type:mfa).
+// go-oauth2 has no custom grants: it mints through the same issuer as every other grant.
+func (e *tokenEndpoint) mfa(w http.ResponseWriter, r *http.Request, c identity.Client, form url.Values) error {
+	mfaToken, otp, recovery := form.Get("mfa_token"), form.Get("otp"), form.Get("recovery_code")
+	if mfaToken == "" || (otp == "") == (recovery == "") {
+		return errInvalidRequest("mfa_token and one of otp or recovery_code are required")
+	}
+	scope, err := grantedScope(c, form.Get("scope"))
 	if err != nil {
 		return err
 	}
-	writeTokenJSON(w, http.StatusForbidden, map[string]string{
-		"error":                 "password_expired",
-		"error_description":     "the password has expired and must be changed",
-		"password_change_token": tok,
-	})
-	return nil
+	ttl, err := e.accessTTL(c, form)
+	if err != nil {
+		return err
+	}
+	once, err := singleUse(form)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	u, amr, err := e.logins.secondFactor(ctx, c.ID, mfaToken, otp, recovery, clientIP(r, e.trusted))
+	if err != nil {
+		return e.loginError(w, err)
+	}
+	refresh, sess, err := e.sessions.Start(ctx, tokens.Session{
+		UserID: u.ID, ClientID: c.ID, Org: u.OrgID, Scope: scope, AMR: amr, AuthTime: e.now(),
+	}, e.refreshLifetime(c))
+	if err != nil {
+		return err
+	}
+	req := tokens.AccessRequest{Subject: u.ID, ClientID: c.ID, Scope: scope, TTL: ttl, Once: once}
+	userLogin{user: u, sess: sess}.claims(&req)
+	access, _, err := e.issuer.Access(ctx, req)
+	if err != nil {
+		return err
+	}
+	answer := tokenAnswer{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}
+	return e.finishUserAnswer(w, ctx, c, u, sess, scope, refresh, answer)
 }
 
 // refresh is the refresh_token grant, done by tokens.Sessions (rotation with reuse detection and
@@ -202,7 +261,7 @@ func (e *tokenEndpoint) refresh(w http.ResponseWriter, r *http.Request, c identi
 	} else if err != nil {
 		return err
 	}
-	u, err := e.activeUser(ctx, sess.UserID)
+	u, err := activeUser(ctx, e.users, sess.UserID)
 	if err != nil {
 		if errors.Is(err, errInactive) {
 			if err := e.sessions.Revoke(ctx, sess.ID); err != nil {
@@ -231,8 +290,8 @@ func (e *tokenEndpoint) refresh(w http.ResponseWriter, r *http.Request, c identi
 var errInactive = errors.New("user or organization inactive")
 
 // activeUser returns the user if it and its organization are active.
-func (e *tokenEndpoint) activeUser(ctx context.Context, id string) (identity.User, error) {
-	u, err := e.users.User(ctx, id)
+func activeUser(ctx context.Context, users UserDirectory, id string) (identity.User, error) {
+	u, err := users.User(ctx, id)
 	if errors.Is(err, identity.ErrNotFound) {
 		return identity.User{}, errInactive
 	} else if err != nil {
@@ -242,7 +301,7 @@ func (e *tokenEndpoint) activeUser(ctx context.Context, id string) (identity.Use
 		return identity.User{}, errInactive
 	}
 	if u.OrgID != "" {
-		o, err := e.users.Organization(ctx, u.OrgID)
+		o, err := users.Organization(ctx, u.OrgID)
 		if errors.Is(err, identity.ErrNotFound) {
 			return identity.User{}, errInactive
 		} else if err != nil {

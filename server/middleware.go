@@ -7,8 +7,10 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/portaria/portaria/identity"
@@ -138,4 +140,39 @@ func limitBody(n int64, next http.Handler) http.Handler {
 func isUnavailable(err error) bool {
 	return errors.Is(err, tokens.ErrUnavailable) || errors.Is(err, identity.ErrUnavailable) ||
 		errors.Is(err, context.DeadlineExceeded)
+}
+
+// clientIP is the address of the client: the connection's peer, or, when that peer is a trusted
+// proxy, the right-most X-Forwarded-For entry that is not itself a trusted proxy. Entries left of
+// the first untrusted hop are ignored: a client can write anything there (SECURITY.md §3 item 8).
+func clientIP(r *http.Request, trusted []netip.Prefix) string {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	ip := peer.Addr().Unmap()
+	if !isTrusted(ip, trusted) {
+		return ip.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		ip = hop.Unmap()
+		if !isTrusted(ip, trusted) {
+			break
+		}
+	}
+	return ip.String()
+}
+
+func isTrusted(ip netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

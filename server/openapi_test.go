@@ -36,6 +36,9 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	}
 	served := map[string]bool{}
 	for _, r := range routes(Deps{Role: RoleAll}) {
+		if strings.HasPrefix(r.pattern, "OPTIONS ") {
+			continue // CORS preflights are not operations of the API
+		}
 		key := r.pattern
 		if r.doc != "" {
 			key = r.doc + " " + r.pattern

@@ -18,7 +18,12 @@ type problem struct {
 	Code   string       `json:"code"`
 	Detail string       `json:"detail,omitempty"`
 	Errors []fieldError `json:"errors,omitempty"`
-	header http.Header
+	// The login flows continue with these (SPEC §4: mfa_required carries mfa_token and
+	// mfa_methods at the top level; password_expired its password_change_token).
+	MFAToken            string   `json:"mfa_token,omitempty"`
+	MFAMethods          []string `json:"mfa_methods,omitempty"`
+	PasswordChangeToken string   `json:"password_change_token,omitempty"`
+	header              http.Header
 }
 
 type fieldError struct {
@@ -42,13 +47,19 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 			log.ErrorContext(r.Context(), "request failed", "err", err, "request_id", requestID(r.Context()))
 		}
 	}
-	for k, v := range p.header {
+	// A copy: call sites may share one *problem between requests of different languages.
+	lp := *p
+	lang := preferredLanguage(r)
+	localize(&lp, lang)
+	for k, v := range lp.header {
 		w.Header()[k] = v
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Content-Language", lang)
+	w.Header().Add("Vary", "Accept-Language")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(p.Status)
-	json.NewEncoder(w).Encode(p)
+	w.WriteHeader(lp.Status)
+	json.NewEncoder(w).Encode(&lp)
 }
 
 // problemFor maps domain errors to answers, in one place.

@@ -1,6 +1,9 @@
 package server
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // Body limits (SPEC §3): token endpoints and the API.
 const (
@@ -41,10 +44,48 @@ func routes(d Deps) []route {
 			route{pattern: "POST /oauth/userinfo", handler: userinfo},
 		)
 	}
-	if d.Role == RoleAll || d.Role == RoleAPI {
-		rs = append(rs, route{pattern: "GET /api/auth/me", handler: limitBody(apiBodyLimit, handleMe(auth, d.Users, d.Logger))})
+	// me is served by both roles: it only verifies a token and reads the user.
+	rs = append(rs, route{pattern: "GET /api/auth/me", handler: handleMe(auth, d.Users, d.Logger)})
+	if d.Role == RoleAll || d.Role == RoleToken {
+		// The account API mints cookies and changes credentials: it runs with the key ring.
+		a := newAccountAPI(d, auth)
+		rs = append(rs,
+			route{pattern: "POST /api/auth/login", handler: a.unsafe(a.login)},
+			route{pattern: "POST /api/auth/login/mfa", handler: a.unsafe(a.loginMFA)},
+			route{pattern: "POST /api/auth/refresh", handler: a.unsafe(a.refresh)},
+			route{pattern: "POST /api/auth/logout", handler: a.unsafe(a.logout)},
+			route{pattern: "GET /api/auth/mfa-info", handler: a.handle(a.mfaInfo)},
+			route{pattern: "POST /api/auth/signup", handler: a.unsafe(a.signup)},
+			route{pattern: "POST /api/auth/verify-email", handler: a.unsafe(a.verifyEmail)},
+			route{pattern: "POST /api/auth/password/forgot", handler: a.unsafe(a.forgot)},
+			route{pattern: "POST /api/auth/password/reset", handler: a.unsafe(a.reset)},
+			route{pattern: "POST /api/auth/password/change", handler: a.unsafe(a.change)},
+			route{pattern: "POST /api/auth/mfa/totp/setup", handler: a.unsafe(a.totpSetup)},
+			route{pattern: "POST /api/auth/mfa/totp/confirm", handler: a.unsafe(a.totpConfirm)},
+			route{pattern: "POST /api/auth/mfa/totp/disable", handler: a.unsafe(a.totpDisable)},
+			route{pattern: "GET /api/auth/sessions", handler: a.handle(a.listSessions)},
+			route{pattern: "DELETE /api/auth/sessions/{sid}", handler: a.unsafe(a.deleteSession)},
+			route{pattern: "POST /api/auth/sessions/revoke", handler: a.unsafe(a.revokeUserSessions)},
+			route{pattern: "POST /api/users/{user}/password/expire", handler: a.unsafe(a.expirePassword)},
+		)
 	}
+	for i, r := range rs {
+		if strings.Contains(r.pattern, " /api/") {
+			rs[i].handler = withCORS(d.CORSOrigins, limitBody(apiBodyLimit, r.handler))
+		}
+	}
+	// Browsers' CORS preflights for any API route: answered by withCORS itself.
+	rs = append(rs, route{pattern: "OPTIONS /api/", handler: withCORS(d.CORSOrigins, http.NotFoundHandler())})
 	return rs
+}
+
+func newAccountAPI(d Deps, auth bearerAuth) *accountAPI {
+	return &accountAPI{
+		log: d.Logger, issuerURL: d.Issuer, cors: d.CORSOrigins, secure: d.CookieSecure,
+		accessTTL: d.DefaultAccessTTL, refreshTL: d.DefaultRefreshTTL, now: d.now(), auth: auth,
+		logins: d.logins(), accounts: d.Accounts, sessions: d.Sessions, oneTime: d.OneTime,
+		issuer: d.Tokens, mail: d.Mail, trusted: d.TrustedProxies, signupOpen: d.Signup, decoyKey: d.DecoyKey,
+	}
 }
 
 func addRoutes(mux *http.ServeMux, d Deps) {

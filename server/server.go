@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -61,10 +62,28 @@ type Deps struct {
 	// Draining, once set, makes /readyz answer 503 so load balancers stop sending traffic
 	// before the server shuts down.
 	Draining *atomic.Bool
+	// MFA checks second factors; Throttle counts failed logins (both required with Users).
+	MFA      MFA
+	Throttle Throttler
+	// Accounts changes users for the account API (*identity.Service); Mail queues its e-mails.
+	Accounts AccountManager
+	Mail     Mailer
+	// CookieSecure sets Secure on cookies; CORSOrigins are the browser origins allowed with
+	// credentials; Signup opens self sign-up; DecoyKey keys mfa-info's answers for unknown e-mails.
+	CookieSecure bool
+	CORSOrigins  []string
+	Signup       bool
+	DecoyKey     []byte
+	// TrustedProxies are the networks whose X-Forwarded-For is believed for the client IP.
+	TrustedProxies []netip.Prefix
 	// OpenAPI is the document served at /openapi.yaml.
 	OpenAPI []byte
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
+}
+
+func (d Deps) logins() logins {
+	return logins{users: d.Users, mfa: d.MFA, oneTime: d.OneTime, throttle: d.Throttle}
 }
 
 func (d Deps) now() func() time.Time {

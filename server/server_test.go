@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portaria/portaria/identity"
+	"github.com/portaria/portaria/identity/mail"
 	identitysql "github.com/portaria/portaria/identity/sqlstore"
 	"github.com/portaria/portaria/internal/sqldb"
 	"github.com/portaria/portaria/internal/testenv"
@@ -29,6 +31,7 @@ import (
 // fixture is a running token server and resource API on a fresh SQLite database, with token
 // state in SQLite or, with redisTokens, in Redis.
 type fixture struct {
+	outbox   string // the e-mails the server sent, as .eml files
 	srv      *httptest.Server
 	ids      *identity.Service
 	ring     *keys.Ring
@@ -63,8 +66,14 @@ var cheapPasswords = identity.PasswordParams{Memory: 64, Time: 1, Threads: 1, Sa
 type fixtureOption func(*fixtureConfig)
 
 type fixtureConfig struct {
-	tokenStore func(t *testing.T, db *sqldb.DB) tokens.Store
-	grace      time.Duration
+	tokenStore      func(t *testing.T, db *sqldb.DB) tokens.Store
+	grace           time.Duration
+	accountFailures int
+}
+
+// withAccountFailures sets how many failures lock an account.
+func withAccountFailures(n int) fixtureOption {
+	return func(c *fixtureConfig) { c.accountFailures = n }
 }
 
 // withRedisTokens keeps token state in Redis (PORTARIA_TEST_REDIS_URL).
@@ -110,7 +119,9 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 		t.Fatal(err)
 	}
 	clk := &clock{t: time.Now()}
-	ids := identity.NewService(identitysql.New(db), identity.Options{Pepper: keys.DeriveKey(master, "test pepper"), Now: time.Now, Password: cheapPasswords})
+	ids := identity.NewService(identitysql.New(db), identity.Options{
+		Pepper: keys.DeriveKey(master, "test pepper"), Sealer: sealer, Now: clk.Now, Password: cheapPasswords,
+	})
 	var store tokens.Store = tokensql.New(db, clk.Now)
 	if cfg.tokenStore != nil {
 		store = cfg.tokenStore(t, db)
@@ -118,10 +129,21 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	revlog := tokensql.NewRevocationLog(db, clk.Now)
 	sessions := tokens.NewSessions(store, tokens.SessionOptions{
 		Grace: cfg.grace, SuccessorKey: keys.DeriveKey(master, "successor"), Log: revlog, Now: clk.Now,
+		Index: tokensql.NewSessionIndex(db, clk.Now),
 	})
 	revoked := tokens.NewRevocationCache(revlog, time.Second, clk.Now)
 
-	f := &fixture{ids: ids, ring: ring, sessions: sessions, revoked: revoked, clock: clk}
+	outbox := filepath.Join(t.TempDir(), "outbox")
+	sender, err := mail.NewOutbox(outbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := mail.NewQueue(sender, mail.QueueOptions{})
+	mailCtx, stopMail := context.WithCancel(ctx)
+	go queue.Run(mailCtx)
+	t.Cleanup(stopMail)
+
+	f := &fixture{ids: ids, ring: ring, sessions: sessions, revoked: revoked, clock: clk, outbox: outbox}
 	// The issuer is the test server's own URL, known only once it listens.
 	var h atomic.Pointer[http.Handler]
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -159,9 +181,42 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 		SigningAlg:        "ES256",
 		Checks:            []server.Check{{Name: "database", Check: func(ctx context.Context) error { return db.PingContext(ctx) }}},
 		Now:               clk.Now,
+		MFA:               ids,
+		Accounts:          ids,
+		Throttle:          tokens.NewThrottle(store, tokens.ThrottleOptions{Now: clk.Now, AccountFailures: cfg.accountFailures}),
+		Mail:              testMailer{queue},
+		DecoyKey:          keys.DeriveKey(master, "decoy"),
+		Signup:            true,
 	})
 	h.Store(&handler)
 	return f
+}
+
+// testMailer renders and queues e-mails into the fixture's outbox, as the server's does.
+type testMailer struct{ q *mail.Queue }
+
+func (m testMailer) Deliver(kind mail.Kind, lang string, data mail.Data) error {
+	msg, err := mail.Render(kind, lang, data)
+	if err != nil {
+		return err
+	}
+	return m.q.Enqueue(msg)
+}
+
+// mails waits for at least n e-mails in the outbox and returns them, oldest first.
+func (f *fixture) mails(t *testing.T, n int) []mail.Message {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ms, err := mail.ReadOutbox(f.outbox)
+		if err == nil && len(ms) >= n {
+			return ms
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d e-mails in the outbox, want %d (err %v)", len(ms), n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (f *fixture) client(t *testing.T, nc identity.NewClient) (identity.Client, string) {

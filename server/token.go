@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -26,10 +27,11 @@ const (
 	grantClientCredentials = "client_credentials"
 	grantPassword          = "password"
 	grantRefreshToken      = "refresh_token"
+	grantMFA               = "urn:portaria:grant-type:mfa"
 )
 
 // supportedGrants is what the token endpoint implements, and what discovery advertises.
-var supportedGrants = []string{grantClientCredentials, grantPassword, grantRefreshToken}
+var supportedGrants = []string{grantClientCredentials, grantPassword, grantRefreshToken, grantMFA}
 
 // tokenEndpoint is POST /oauth/token. go-oauth2 runs the standard client_credentials flow
 // (token info, lifetimes, the AccessGenerate hook) while this type closes its known traps:
@@ -43,6 +45,8 @@ type tokenEndpoint struct {
 	oneTime    *tokens.OneTimeTokens
 	issuer     *tokens.Issuer
 	verifier   AccessVerifier
+	logins     logins
+	trusted    []netip.Prefix
 	oauth      *oauth2server.Server
 	defaultTTL time.Duration
 	maxTTL     time.Duration
@@ -64,7 +68,7 @@ func newTokenEndpoint(d Deps) *tokenEndpoint {
 	}, m)
 	return &tokenEndpoint{
 		log: d.Logger, clients: d.Clients, users: d.Users, sessions: d.Sessions, oneTime: d.OneTime,
-		issuer: d.Tokens, verifier: d.Verifier, oauth: srv, defaultTTL: d.DefaultAccessTTL, maxTTL: d.MaxAccessTTL,
+		issuer: d.Tokens, verifier: d.Verifier, oauth: srv, logins: d.logins(), trusted: d.TrustedProxies, defaultTTL: d.DefaultAccessTTL, maxTTL: d.MaxAccessTTL,
 		refreshTTL: d.DefaultRefreshTTL, now: d.now(),
 	}
 }
@@ -107,6 +111,8 @@ func (e *tokenEndpoint) serve(w http.ResponseWriter, r *http.Request) error {
 		return e.password(w, r, client, secret, form)
 	case grantRefreshToken:
 		return e.refresh(w, r, client, form)
+	case grantMFA:
+		return e.mfa(w, r, client, form)
 	}
 	return errUnsupportedGrant()
 }

@@ -257,7 +257,7 @@ func TestDiscoveryMatchesReality(t *testing.T) {
 		}
 		// Every advertised grant and auth method works; nothing else is advertised.
 		grants := fmt.Sprint(meta["grant_types_supported"])
-		if grants != "[client_credentials password refresh_token]" {
+		if grants != "[client_credentials password refresh_token urn:portaria:grant-type:mfa]" {
 			t.Errorf("grants %s", grants)
 		}
 		tok := decode(t, f.post(t, "/oauth/token", "grant_type=client_credentials", c.ID, secret))

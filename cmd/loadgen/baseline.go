@@ -16,21 +16,30 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
 )
 
 const (
 	baselineTTL   = 15 * time.Minute // Portaria's default access-token lifetime
 	baselineScope = "api:read"       // the scope the scenario's client is registered with
 	maxFormBytes  = 64 << 10
+	// verifyTTL is the lifetime of the one token /verify is driven with: longer than any run.
+	verifyTTL = 7 * 24 * time.Hour
 )
 
-// baseline is the token endpoint reduced to the work no implementation can skip: parse the form,
-// verify the client's secret against a keyed hash, build the claims, sign one ES256 JWT. Anything
-// Portaria does beyond this (routing, strict parsing, storage, logging, the OAuth library) is
-// what the ratio measures.
+// baseline is two endpoints reduced to the work no implementation can skip.
+//
+// POST /oauth/token: parse the form, verify the client's secret against a keyed hash, build the
+// claims, sign one ES256 JWT. Anything Portaria does beyond this (routing, strict parsing,
+// storage, logging, the OAuth library) is what the ratio measures.
+//
+// GET /verify: what a resource server does with a bearer token: check its ES256 signature with
+// the public key in hand, decode the claims, check exp, iss and aud.
 type baseline struct {
 	issuer     string
 	audience   string
@@ -43,23 +52,29 @@ type baseline struct {
 	now        func() time.Time
 }
 
-// accessClaims is the claim set Portaria mints for client_credentials.
+// accessClaims is the claim set of Portaria's access tokens: the first eight for
+// client_credentials, the rest for a user's login.
 type accessClaims struct {
-	Issuer    string `json:"iss"`
-	Subject   string `json:"sub"`
-	Audience  string `json:"aud"`
-	ExpiresAt int64  `json:"exp"`
-	IssuedAt  int64  `json:"iat"`
-	ID        string `json:"jti"`
-	ClientID  string `json:"client_id"`
-	Scope     string `json:"scope"`
+	Issuer    string   `json:"iss"`
+	Subject   string   `json:"sub"`
+	Audience  string   `json:"aud"`
+	ExpiresAt int64    `json:"exp"`
+	IssuedAt  int64    `json:"iat"`
+	ID        string   `json:"jti"`
+	ClientID  string   `json:"client_id"`
+	Scope     string   `json:"scope"`
+	Perms     []string `json:"perms,omitempty"`
+	SessionID string   `json:"sid,omitempty"`
+	AMR       []string `json:"amr,omitempty"`
+	AuthTime  int64    `json:"auth_time,omitempty"`
 }
 
 type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
-	Scope       string `json:"scope"`
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope"`
 }
 
 // newBaseline returns a baseline that issues tokens as issuer to the client c, with a fresh key.
@@ -106,10 +121,17 @@ func (b *baseline) hashSecret(secret string) []byte {
 }
 
 func (b *baseline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/oauth/token" {
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/oauth/token":
+		b.serveToken(w, r)
+	case r.Method == http.MethodGet && r.URL.Path == "/verify":
+		b.serveVerify(w, r)
+	default:
 		writeError(w, http.StatusNotFound, "invalid_request")
-		return
 	}
+}
+
+func (b *baseline) serveToken(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request")
@@ -151,7 +173,7 @@ func (b *baseline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (b *baseline) sign(clientID, scope string) (string, error) {
 	now := b.now()
-	payload, err := json.Marshal(accessClaims{
+	return b.signClaims(accessClaims{
 		Issuer:    b.issuer,
 		Subject:   clientID,
 		Audience:  b.audience,
@@ -161,6 +183,30 @@ func (b *baseline) sign(clientID, scope string) (string, error) {
 		ClientID:  clientID,
 		Scope:     scope,
 	})
+}
+
+// userToken mints an access token shaped like the one Portaria issues at a user's password
+// login with scope api, valid for verifyTTL.
+func (b *baseline) userToken() (string, error) {
+	now := b.now()
+	return b.signClaims(accessClaims{
+		Issuer:    b.issuer,
+		Subject:   randomToken(16),
+		Audience:  b.audience,
+		ExpiresAt: now.Add(verifyTTL).Unix(),
+		IssuedAt:  now.Unix(),
+		ID:        randomToken(16),
+		ClientID:  b.clientID,
+		Scope:     "api",
+		Perms:     []string{"platform:admin"},
+		SessionID: randomToken(16),
+		AMR:       []string{"pwd"},
+		AuthTime:  now.Unix(),
+	})
+}
+
+func (b *baseline) signClaims(c accessClaims) (string, error) {
+	payload, err := json.Marshal(c)
 	if err != nil {
 		return "", err
 	}
@@ -182,6 +228,36 @@ func (b *baseline) sign(clientID, scope string) (string, error) {
 	return string(buf), nil
 }
 
+// verifyAnswer is what /verify answers: a few claims, as a resource server would use them.
+type verifyAnswer struct {
+	Subject   string `json:"sub"`
+	ClientID  string `json:"client_id"`
+	Scope     string `json:"scope"`
+	SessionID string `json:"sid,omitempty"`
+}
+
+// serveVerify checks the bearer token as a resource server holding the issuer's public key would.
+func (b *baseline) serveVerify(w http.ResponseWriter, r *http.Request) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		writeError(w, http.StatusUnauthorized, "invalid_request")
+		return
+	}
+	payload, err := jws.Verify([]byte(tok), jws.WithKey(jwa.ES256(), &b.key.PublicKey))
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, "invalid_token")
+		return
+	}
+	var c accessClaims
+	if err := json.Unmarshal(payload, &c); err != nil ||
+		c.Issuer != b.issuer || c.Audience != b.audience || b.now().Unix() >= c.ExpiresAt {
+		writeError(w, http.StatusUnauthorized, "invalid_token")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(verifyAnswer{Subject: c.Subject, ClientID: c.ClientID, Scope: c.Scope, SessionID: c.SessionID})
+}
+
 func writeError(w http.ResponseWriter, status int, code string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
@@ -201,8 +277,15 @@ func newHTTPServer(h http.Handler) *http.Server {
 	}
 }
 
-// serveBaseline serves the baseline on addr, a loopback address, until ctx is done. It prints
-// the address it listens on (addr may have port 0) as its first line on stdout.
+// baselineReady is the first line the baseline prints on stdout, as JSON: the address it listens
+// on (it may have been given port 0) and the one token /verify is to be driven with.
+type baselineReady struct {
+	Addr  string `json:"addr"`
+	Token string `json:"token"`
+}
+
+// serveBaseline serves the baseline on addr, a loopback address, until ctx is done. It prints a
+// baselineReady line on stdout once it listens.
 func serveBaseline(ctx context.Context, addr string, c credentials, stdout io.Writer) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -220,10 +303,20 @@ func serveBaseline(ctx context.Context, addr string, c credentials, stdout io.Wr
 		ln.Close()
 		return err
 	}
+	tok, err := b.userToken()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ready, err := json.Marshal(baselineReady{Addr: ln.Addr().String(), Token: tok})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv := newHTTPServer(b)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	fmt.Fprintln(stdout, ln.Addr().String())
+	fmt.Fprintf(stdout, "%s\n", ready)
 	select {
 	case err := <-errc:
 		return err

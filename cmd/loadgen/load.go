@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -15,28 +14,42 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // target is a server under load.
 type target struct {
 	name   string
 	url    string // base URL, without a trailing slash
-	creds  credentials
-	remote bool // may be at a non-loopback address (-target)
+	acct   account
+	bearer string // for the baseline's /verify: the token it minted at start
+	remote bool   // may be at a non-loopback address (-target)
 }
 
 // options shape a measurement.
 type options struct {
-	scenario    scenario
-	duration    time.Duration // of one measured round
-	warmup      time.Duration // once per target, before the first round
-	rounds      int
-	concurrency int
+	duration time.Duration // of one measured round
+	warmup   time.Duration // once per target, before the first round
+	rounds   int
+}
+
+// runner is what is measured in rounds: a server under HTTP load, or the argon2id loop.
+type runner interface {
+	name() string
+	// prepare gets it ready for rounds of the given duration (logins, a first checked request, a
+	// warm-up of the given length).
+	prepare(ctx context.Context, warmup, round time.Duration) error
+	// round runs one measured round. An error ends the run; failed requests are not errors but
+	// counted in the stats.
+	round(ctx context.Context, d time.Duration) (roundStats, error)
+	close()
 }
 
 // targetResult is what the rounds measured on one target. Latencies are of answered requests.
 type targetResult struct {
 	name          string
+	concurrency   int       // connections; 0 for the argon2id loop
 	roundRPS      []float64 // successful requests per second, per round
 	rps           float64   // median of roundRPS
 	requests      int       // successful, over all rounds
@@ -45,81 +58,133 @@ type targetResult struct {
 	p50, p90, p99 time.Duration
 }
 
-// driver sends one target its load.
-type driver struct {
-	target
-	client      *http.Client
-	newRequest  requestFunc
-	concurrency int
-	latencies   []time.Duration // of every measured request, all rounds
-	result      targetResult
-}
-
 // maxPerWorker bounds the latency slice preallocated per worker and round (8 MiB).
 const maxPerWorker = 1 << 20
 
-// measure warms up each target, then runs the rounds interleaved (baseline, target, baseline,
-// target, …) so that whatever else the machine does hits all targets alike. It writes a line per
-// round, and the first error body of each target, to progress.
-func measure(ctx context.Context, opts options, targets []target, progress io.Writer) ([]targetResult, error) {
-	drivers := make([]*driver, len(targets))
-	for i, t := range targets {
-		d := &driver{
-			target:      t,
-			client:      newClient(opts.concurrency, t.remote),
-			newRequest:  opts.scenario.request(t.url, t.creds),
-			concurrency: opts.concurrency,
-			result:      targetResult{name: t.name},
-		}
-		defer d.client.CloseIdleConnections()
-		drivers[i] = d
-	}
-
-	capHint := make([]int, len(drivers))
-	for i, d := range drivers {
-		if err := d.check(ctx); err != nil {
-			return nil, fmt.Errorf("%s at %s: %w", d.name, d.url, err)
-		}
-		w := d.round(ctx, opts.warmup, 1024)
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if w.ok == 0 {
-			return nil, fmt.Errorf("%s: no request succeeded during warm-up: %s", d.name, w.firstError)
-		}
-		// Size each worker's latency slice for the round from the warm-up rate, with room to spare,
-		// so that appending never reallocates while measuring.
-		perWorker := w.rps() * opts.duration.Seconds() / float64(opts.concurrency)
-		capHint[i] = min(int(perWorker*2)+256, maxPerWorker)
-	}
-
-	for r := range opts.rounds {
-		for i, d := range drivers {
-			runtime.GC() // the previous round's garbage is not this round's cost
-			s := d.round(ctx, opts.duration, capHint[i])
+// measure prepares each runner, then runs the rounds interleaved (baseline, target, baseline,
+// target, …) so that whatever else the machine does hits all runners alike. It writes a line per
+// round, and the first error of each runner, to progress.
+func measure(ctx context.Context, opts options, runners []runner, progress io.Writer) ([]targetResult, error) {
+	for _, r := range runners {
+		if err := r.prepare(ctx, opts.warmup, opts.duration); err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			d.add(s)
-			fmt.Fprintf(progress, "round %d/%d  %-10s %8.0f req/s  %d errors\n", r+1, opts.rounds, d.name, s.rps(), s.errors)
-			if s.firstError != "" && d.result.firstError == "" {
-				d.result.firstError = s.firstError
-				fmt.Fprintf(progress, "%s: first error: %s\n", d.name, s.firstError)
+			return nil, err
+		}
+	}
+	results := make([]targetResult, len(runners))
+	latencies := make([][]time.Duration, len(runners))
+	for i, r := range runners {
+		results[i].name = r.name()
+		if d, ok := r.(*driver); ok {
+			results[i].concurrency = d.concurrency
+		}
+	}
+	for round := range opts.rounds {
+		for i, r := range runners {
+			runtime.GC() // the previous round's garbage is not this round's cost
+			s, err := r.round(ctx, opts.duration)
+			if err == nil {
+				err = ctx.Err()
+			}
+			if err != nil {
+				return nil, err
+			}
+			res := &results[i]
+			res.roundRPS = append(res.roundRPS, s.rps())
+			res.requests += s.ok
+			res.errors += s.errors
+			latencies[i] = append(latencies[i], s.latencies...)
+			fmt.Fprintf(progress, "round %d/%d  %-10s %8.0f /s  %d errors\n", round+1, opts.rounds, res.name, s.rps(), s.errors)
+			if s.firstError != "" && res.firstError == "" {
+				res.firstError = s.firstError
+				fmt.Fprintf(progress, "%s: first error: %s\n", res.name, s.firstError)
 			}
 		}
 	}
-
-	results := make([]targetResult, len(drivers))
-	for i, d := range drivers {
-		slices.Sort(d.latencies)
-		res := d.result
+	for i := range results {
+		slices.Sort(latencies[i])
+		res := &results[i]
 		res.rps = median(res.roundRPS)
-		res.p50 = percentile(d.latencies, 50)
-		res.p90 = percentile(d.latencies, 90)
-		res.p99 = percentile(d.latencies, 99)
-		results[i] = res
+		res.p50 = percentile(latencies[i], 50)
+		res.p90 = percentile(latencies[i], 90)
+		res.p99 = percentile(latencies[i], 99)
 	}
 	return results, nil
+}
+
+// driver sends one server its load over concurrency keep-alive connections, a worker and a
+// session each.
+type driver struct {
+	target
+	load        load
+	client      *http.Client
+	concurrency int
+	sessions    []session
+	capHint     int // latency slice capacity per worker and round
+}
+
+func newDriver(t target, l load, concurrency int) *driver {
+	return &driver{
+		target:      t,
+		load:        l,
+		client:      newClient(concurrency, t.remote),
+		concurrency: concurrency,
+		sessions:    make([]session, concurrency),
+	}
+}
+
+func (d *driver) name() string { return d.target.name }
+
+func (d *driver) close() { d.client.CloseIdleConnections() }
+
+// loginParallelism bounds the logins in flight at once: the server hashes one password per CPU,
+// and a login that waits too long for its turn is refused.
+const loginParallelism = 4
+
+// login starts the session of every worker that has none, or whose session would expire before
+// horizon.
+func (d *driver) login(ctx context.Context, horizon time.Time) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(loginParallelism)
+	for i := range d.sessions {
+		s := &d.sessions[i]
+		if s.request != nil && (s.expires.IsZero() || s.expires.After(horizon)) {
+			continue
+		}
+		g.Go(func() error {
+			next, err := d.load.login(ctx, d.client, d.target)
+			if err != nil {
+				return err
+			}
+			*s = next
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func (d *driver) prepare(ctx context.Context, warmup, round time.Duration) error {
+	if err := d.login(ctx, time.Now().Add(warmup+round)); err != nil {
+		return fmt.Errorf("%s at %s: %w", d.target.name, d.url, err)
+	}
+	if err := d.check(ctx); err != nil {
+		return fmt.Errorf("%s at %s: %w", d.target.name, d.url, err)
+	}
+	d.capHint = 1024
+	w, err := d.round(ctx, warmup)
+	if err != nil {
+		return err
+	}
+	if w.ok == 0 {
+		return fmt.Errorf("%s: no request succeeded during warm-up: %s", d.target.name, w.firstError)
+	}
+	// Size each worker's latency slice for a round from the warm-up rate, with room to spare,
+	// so that appending never reallocates while measuring.
+	perWorker := w.rps() * round.Seconds() / float64(d.concurrency)
+	d.capHint = min(int(perWorker*2)+256, maxPerWorker)
+	return nil
 }
 
 // newClient returns a client for concurrency keep-alive HTTP/1.1 connections. Unless remote, it
@@ -158,10 +223,11 @@ func loopbackOnly(_, address string, _ syscall.RawConn) error {
 	return nil
 }
 
-// check sends one request and verifies that the answer is a token response, so that a run
-// against a misconfigured server fails at once rather than measuring error pages.
+// check sends one request of the first session and checks the answer, so that a run against a
+// misconfigured server fails at once rather than measuring error pages.
 func (d *driver) check(ctx context.Context) error {
-	req, err := d.newRequest(ctx)
+	s := &d.sessions[0]
+	req, err := s.request(ctx)
 	if err != nil {
 		return err
 	}
@@ -177,9 +243,11 @@ func (d *driver) check(ctx context.Context) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(body))
 	}
-	var tr tokenResponse
-	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
-		return fmt.Errorf("not a token response: %s", bytes.TrimSpace(body))
+	if err := d.load.expect(body); err != nil {
+		return fmt.Errorf("%w: %s", err, bytes.TrimSpace(body))
+	}
+	if s.follow != nil {
+		return s.follow(body)
 	}
 	return nil
 }
@@ -207,19 +275,23 @@ type worker struct {
 	firstError string
 }
 
-// round has every worker send requests back to back for d, and returns what they measured.
+// round has every worker send requests back to back for dur, and returns what they measured.
 // Requests still in flight at the end complete and count; elapsed runs until the last one does.
-func (d *driver) round(ctx context.Context, dur time.Duration, capHint int) roundStats {
+// Sessions about to expire are renewed first, outside the measured time.
+func (d *driver) round(ctx context.Context, dur time.Duration) (roundStats, error) {
+	if err := d.login(ctx, time.Now().Add(dur+time.Minute)); err != nil {
+		return roundStats{}, fmt.Errorf("%s: log in again: %w", d.target.name, err)
+	}
 	workers := make([]worker, d.concurrency)
 	for i := range workers {
-		workers[i].latencies = make([]time.Duration, 0, capHint)
+		workers[i].latencies = make([]time.Duration, 0, d.capHint)
 	}
 	var wg sync.WaitGroup
 	start := time.Now()
 	end := start.Add(dur)
 	for i := range workers {
-		w := &workers[i]
-		wg.Go(func() { d.work(ctx, end, w) })
+		w, s := &workers[i], &d.sessions[i]
+		wg.Go(func() { d.work(ctx, end, s, w) })
 	}
 	wg.Wait()
 	s := roundStats{elapsed: time.Since(start)}
@@ -234,12 +306,12 @@ func (d *driver) round(ctx context.Context, dur time.Duration, capHint int) roun
 	for _, w := range workers {
 		s.latencies = append(s.latencies, w.latencies...)
 	}
-	return s
+	return s, ctx.Err()
 }
 
-func (d *driver) work(ctx context.Context, end time.Time, w *worker) {
+func (d *driver) work(ctx context.Context, end time.Time, s *session, w *worker) {
 	for ctx.Err() == nil && time.Now().Before(end) {
-		req, err := d.newRequest(ctx)
+		req, err := s.request(ctx)
 		if err != nil {
 			w.fail(err.Error())
 			return // the same request would fail to build again
@@ -256,13 +328,23 @@ func (d *driver) work(ctx context.Context, end time.Time, w *worker) {
 			continue
 		}
 		if resp.StatusCode == http.StatusOK {
-			_, err := io.Copy(io.Discard, resp.Body)
+			var body []byte
+			if s.follow != nil {
+				body, err = io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			} else {
+				_, err = io.Copy(io.Discard, resp.Body)
+			}
 			resp.Body.Close()
 			if err != nil {
 				w.fail(err.Error())
 				continue
 			}
 			w.latencies = append(w.latencies, time.Since(t0))
+			if s.follow != nil {
+				if err := s.follow(body); err != nil {
+					w.fail(err.Error())
+				}
+			}
 			continue
 		}
 		var body []byte
@@ -280,14 +362,6 @@ func (w *worker) fail(msg string) {
 	if w.firstError == "" {
 		w.firstError = msg
 	}
-}
-
-// add records a measured round.
-func (d *driver) add(s roundStats) {
-	d.result.roundRPS = append(d.result.roundRPS, s.rps())
-	d.result.requests += s.ok
-	d.result.errors += s.errors
-	d.latencies = append(d.latencies, s.latencies...)
 }
 
 // percentile returns the p-th percentile (0 < p ≤ 100) of sorted by the nearest-rank method: the

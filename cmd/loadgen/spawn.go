@@ -125,7 +125,8 @@ func (s *spawned) stop() {
 }
 
 // startBaseline re-executes loadgen in baseline mode on one CPU, with fresh credentials. The
-// child listens on a port of its choosing and prints the address as its first line.
+// child listens on a port of its choosing and prints it, with the token for /verify, as its
+// first line.
 func startBaseline(ctx context.Context) (*spawned, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -134,18 +135,24 @@ func startBaseline(ctx context.Context) (*spawned, error) {
 	// The credentials are ephemeral, random and only ever sent over loopback, so passing them on
 	// the command line exposes nothing worth keeping.
 	creds := credentials{ID: randomToken(16), Secret: randomToken(32)}
-	addr := &firstLine{ch: make(chan string, 1)}
+	first := &firstLine{ch: make(chan string, 1)}
 	p, err := startProcess(ctx, "baseline", exe,
 		[]string{"-baseline-serve", "127.0.0.1:0", "-client-id", creds.ID, "-client-secret", creds.Secret},
-		childEnv("GOMAXPROCS=1"), addr, nil)
+		childEnv("GOMAXPROCS=1"), first, nil)
 	if err != nil {
 		return nil, err
 	}
 	timer := time.NewTimer(readyTimeout)
 	defer timer.Stop()
 	select {
-	case a := <-addr.ch:
-		return &spawned{target: target{name: "baseline", url: "http://" + a, creds: creds}, proc: p}, nil
+	case line := <-first.ch:
+		var ready baselineReady
+		if err := json.Unmarshal([]byte(line), &ready); err != nil || ready.Addr == "" {
+			p.stop()
+			return nil, p.failure(fmt.Errorf("baseline: unexpected first line %.200q", line))
+		}
+		t := target{name: "baseline", url: "http://" + ready.Addr, acct: account{client: creds}, bearer: ready.Token}
+		return &spawned{target: t, proc: p}, nil
 	case <-p.done:
 		return nil, p.failure(fmt.Errorf("baseline exited before serving: %v", p.err))
 	case <-timer.C:
@@ -157,9 +164,11 @@ func startBaseline(ctx context.Context) (*spawned, error) {
 	}
 }
 
-// startPortaria registers the scenario's client in a fresh data directory, then serves Portaria
-// from it on a free loopback port with GOMAXPROCS=1, and waits until it is ready.
-func startPortaria(ctx context.Context, bin string, sc scenario) (_ *spawned, err error) {
+// startPortaria registers what the scenario needs in a fresh data directory, then serves
+// Portaria from it on a free loopback port with GOMAXPROCS=1, and waits until it is ready. A
+// scenario that measures Redis gets redisURL and a key prefix of its own, whose keys are deleted
+// when the server is stopped.
+func startPortaria(ctx context.Context, bin string, sc scenario, redisURL string) (_ *spawned, err error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("portaria binary: %w (build it with `make build`, or pass -portaria or -target)", err)
 	}
@@ -168,14 +177,28 @@ func startPortaria(ctx context.Context, bin string, sc scenario) (_ *spawned, er
 		return nil, err
 	}
 	cleanup := func() { os.RemoveAll(dir) }
+	settings := []string{"PORTARIA_DATA_DIR=" + dir}
+	if sc.redis {
+		prefix := "loadgen-" + randomToken(9) + ":"
+		settings = append(settings, "PORTARIA_REDIS_URL="+redisURL, "PORTARIA_REDIS_PREFIX="+prefix)
+		cleanup = func() {
+			os.RemoveAll(dir)
+			// Rotated refresh tokens are kept for the family's lifetime (weeks): a shared Redis
+			// must not keep a run's thousands of them.
+			delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if err := deleteRedisPrefix(delCtx, redisURL, prefix); err != nil {
+				fmt.Fprintf(os.Stderr, "loadgen: delete Redis keys %s*: %v\n", prefix, err)
+			}
+		}
+	}
 	defer func() {
 		if err != nil {
 			cleanup()
 		}
 	}()
-	dataDir := "PORTARIA_DATA_DIR=" + dir
 
-	creds, err := sc.setup(ctx, portariaCLI{bin: bin, env: childEnv(dataDir)})
+	acct, err := sc.setup(ctx, portariaCLI{bin: bin, env: childEnv(settings...)})
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: set up: %w", sc.name, err)
 	}
@@ -189,8 +212,8 @@ func startPortaria(ctx context.Context, bin string, sc scenario) (_ *spawned, er
 		return nil, err
 	}
 	defer logFile.Close() // the child keeps its own descriptor
-	p, err := startProcess(ctx, "portaria", bin, []string{"serve"},
-		childEnv("GOMAXPROCS=1", dataDir, "PORTARIA_ADDR="+addr, "PORTARIA_LOG_FORMAT=json"), nil, logFile)
+	env := childEnv(append(settings, "GOMAXPROCS=1", "PORTARIA_ADDR="+addr, "PORTARIA_LOG_FORMAT=json")...)
+	p, err := startProcess(ctx, "portaria", bin, []string{"serve"}, env, nil, logFile)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +222,7 @@ func startPortaria(ctx context.Context, bin string, sc scenario) (_ *spawned, er
 		p.stop()
 		return nil, p.failure(err)
 	}
-	return &spawned{target: target{name: "portaria", url: base, creds: creds}, proc: p, cleanup: cleanup}, nil
+	return &spawned{target: target{name: "portaria", url: base, acct: acct}, proc: p, cleanup: cleanup}, nil
 }
 
 // freePort returns a loopback port that was free a moment ago. Another process could take it
@@ -254,15 +277,15 @@ type portariaCLI struct {
 	env []string
 }
 
-// run runs one command and returns its standard output.
-func (c portariaCLI) run(ctx context.Context, args ...string) ([]byte, error) {
+// run runs one command with stdin (nil: none) and returns its standard output.
+func (c portariaCLI) run(ctx context.Context, stdin io.Reader, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var stdout bytes.Buffer
 	stderr := &tailBuffer{max: tailBytes}
 	cmd := exec.CommandContext(ctx, c.bin, args...)
 	cmd.Env = c.env
-	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &stdout, stderr
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("portaria %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
@@ -271,7 +294,7 @@ func (c portariaCLI) run(ctx context.Context, args ...string) ([]byte, error) {
 
 // createClient runs `portaria clients create` with flags and returns the new client's credentials.
 func (c portariaCLI) createClient(ctx context.Context, flags ...string) (credentials, error) {
-	out, err := c.run(ctx, append([]string{"clients", "create"}, flags...)...)
+	out, err := c.run(ctx, nil, append([]string{"clients", "create"}, flags...)...)
 	if err != nil {
 		return credentials{}, err
 	}
@@ -283,6 +306,12 @@ func (c portariaCLI) createClient(ctx context.Context, flags ...string) (credent
 		return credentials{}, fmt.Errorf("portaria clients create: no client_id and client_secret in %s", bytes.TrimSpace(out))
 	}
 	return creds, nil
+}
+
+// createAdmin runs `portaria admin create`, the password on its standard input.
+func (c portariaCLI) createAdmin(ctx context.Context, email, name, password string) error {
+	_, err := c.run(ctx, strings.NewReader(password+"\n"), "admin", "create", "--email", email, "--name", name, "--password-stdin")
+	return err
 }
 
 // tailBuffer keeps the last max bytes or so written to it, cut at a line start: the last lines.

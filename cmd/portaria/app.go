@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/portaria/portaria/identity/mail"
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -31,6 +33,9 @@ var (
 	_ server.ClientAuthenticator = (*identity.Service)(nil)
 	_ tokens.Store               = (*tokensql.Store)(nil)
 	_ tokens.Store               = (*redisstore.Store)(nil)
+	_ server.AccountManager      = (*identity.Service)(nil)
+	_ server.Throttler           = (*tokens.Throttle)(nil)
+	_ server.Mailer              = queuedMail{}
 )
 
 // app is the opened stack: the one place that chooses backends and wires packages together.
@@ -45,8 +50,11 @@ type app struct {
 	identity   *identity.Service
 	issuer     *tokens.Issuer
 	revlog     *tokensql.RevocationLog
+	sessionIdx *tokensql.SessionIndex
 	sessions   *tokens.Sessions
 	oneTime    *tokens.OneTimeTokens
+	throttle   *tokens.Throttle
+	master     []byte
 }
 
 // migrationSets lists every domain's migrations, in dependency order.
@@ -107,8 +115,10 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, migrate b
 	if err != nil {
 		return nil, err
 	}
+	a.master = master
 	a.identity = identity.NewService(identitysql.New(db), identity.Options{
 		Pepper: keys.DeriveKey(master, "portaria client-secret pepper v1"),
+		Sealer: sealer,
 		Now:    time.Now,
 		Logger: log,
 	})
@@ -116,7 +126,9 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, migrate b
 	// The revocation feed is durable SQL whatever holds the token state: it must survive a
 	// token-store restart and be shared by every instance.
 	a.revlog = tokensql.NewRevocationLog(db, time.Now)
+	a.sessionIdx = tokensql.NewSessionIndex(db, time.Now)
 	a.sessions = tokens.NewSessions(a.tokenStore, tokens.SessionOptions{
+		Index:        a.sessionIdx,
 		Grace:        cfg.RefreshGrace,
 		SuccessorKey: keys.DeriveKey(master, "portaria refresh successor v1"),
 		Log:          a.revlog,
@@ -125,6 +137,7 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, migrate b
 		Now:          time.Now,
 	})
 	a.oneTime = tokens.NewOneTimeTokens(a.tokenStore, time.Now)
+	a.throttle = tokens.NewThrottle(a.tokenStore, tokens.ThrottleOptions{Now: time.Now})
 	ok = true
 	return a, nil
 }
@@ -192,4 +205,35 @@ func (t ringTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		ContentLength: int64(len(body)),
 		Request:       req,
 	}, nil
+}
+
+// newMailer returns the e-mail queue: SMTP when PORTARIA_SMTP_URL is set, else .eml files in the
+// data dir's outbox (the embedded default).
+func (a *app) newMailer() (*mail.Queue, error) {
+	var sender mail.Sender
+	if a.cfg.SMTPURL != "" {
+		s, err := mail.NewSMTPSender(a.cfg.SMTPURL, a.cfg.MailFrom)
+		if err != nil {
+			return nil, fmt.Errorf("PORTARIA_SMTP_URL: %w", err)
+		}
+		sender = s
+	} else {
+		o, err := mail.NewOutbox(filepath.Join(a.cfg.DataDir, "outbox"))
+		if err != nil {
+			return nil, err
+		}
+		sender = o
+	}
+	return mail.NewQueue(sender, mail.QueueOptions{Logger: a.log}), nil
+}
+
+// queuedMail renders account e-mails and queues them.
+type queuedMail struct{ q *mail.Queue }
+
+func (m queuedMail) Deliver(kind mail.Kind, lang string, data mail.Data) error {
+	msg, err := mail.Render(kind, lang, data)
+	if err != nil {
+		return err
+	}
+	return m.q.Enqueue(msg)
 }

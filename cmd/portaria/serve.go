@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portaria/portaria/config"
+	"github.com/portaria/portaria/keys"
 	"github.com/portaria/portaria/server"
 	"github.com/portaria/portaria/tokens"
 )
@@ -77,6 +78,22 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return nil
 	}})
 
+	mailer, err := a.newMailer()
+	if err != nil {
+		return err
+	}
+	wg.Go(func() { mailer.Run(bg) })
+	// On the way out, what is queued gets a few seconds to go.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		mailer.Close(ctx)
+	}()
+	trusted, err := cfg.TrustedPrefixes()
+	if err != nil {
+		return err
+	}
+
 	draining := new(atomic.Bool)
 	handler := server.NewServer(server.Deps{
 		Logger:            log,
@@ -97,6 +114,15 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		SigningAlg:        cfg.SigningAlg,
 		Checks:            checks,
 		OpenAPI:           portaria.OpenAPI,
+		MFA:               a.identity,
+		Throttle:          a.throttle,
+		Accounts:          a.identity,
+		Mail:              queuedMail{q: mailer},
+		CookieSecure:      *cfg.CookieSecure,
+		CORSOrigins:       cfg.CORSOrigins,
+		Signup:            cfg.Signup,
+		DecoyKey:          keys.DeriveKey(a.master, "portaria mfa-info decoy v1"),
+		TrustedProxies:    trusted,
 		Draining:          draining,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -154,6 +180,9 @@ func sweepLoop(ctx context.Context, a *app, every time.Duration) {
 			}
 			if _, err := a.revlog.Sweep(ctx); err != nil {
 				a.log.Warn("sweep expired revocations", "err", err)
+			}
+			if _, err := a.sessionIdx.Sweep(ctx); err != nil {
+				a.log.Warn("sweep expired sessions", "err", err)
 			}
 		}
 	}
