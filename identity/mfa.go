@@ -194,6 +194,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, userID, code string) ([]strin
 		return nil, err
 	}
 	codes, hashes := s.newRecoveryCodes(st.UserID)
+	defer s.users.forget(st.UserID) // MFAEnabled changes
 	ok, err := s.store.ConfirmTOTP(ctx, st.UserID, st.SecretSealed, step, hashes, s.timestamp())
 	switch {
 	case err != nil:
@@ -336,6 +337,7 @@ func (s *Service) DisableTOTP(ctx context.Context, userID, password, code string
 		return err
 	}
 	// ErrNotFound: a concurrent request turned it off first, which is what was asked.
+	defer s.users.forget(userID) // MFAEnabled changes
 	if err := s.store.DeleteTOTP(ctx, userID); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("disable TOTP: %w", err)
 	}

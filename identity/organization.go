@@ -28,6 +28,9 @@ func (s *Service) CreateOrganization(ctx context.Context, name string) (Organiza
 
 // Organization returns the organization with the given ID, active or not, or ErrNotFound.
 func (s *Service) Organization(ctx context.Context, id string) (Organization, error) {
+	if o, ok := s.orgs.get(id); ok {
+		return o, nil
+	}
 	err := ErrNotFound
 	var o Organization
 	if isID(id) {
@@ -36,12 +39,14 @@ func (s *Service) Organization(ctx context.Context, id string) (Organization, er
 	if err != nil {
 		return Organization{}, fmt.Errorf("organization %q: %w", id, err)
 	}
+	s.orgs.put(id, o)
 	return o, nil
 }
 
 // SetOrganizationActive activates or deactivates an organization. The users of a deactivated
 // organization cannot log in, and no user can be added to it.
 func (s *Service) SetOrganizationActive(ctx context.Context, id string, active bool) error {
+	defer s.orgs.forget(id)
 	err := ErrNotFound
 	if isID(id) {
 		_, err = s.store.UpdateOrganization(ctx, id, func(o Organization) (Organization, error) {

@@ -49,10 +49,10 @@ type Options struct {
 	HashWait time.Duration
 	// OnHash, if set, is called at each argon2id evaluation a request makes (tests count them).
 	OnHash func()
-	// ClientCacheTTL is how long an authenticated client is kept in memory (default 1 s; negative
-	// disables the cache). Changes made through this Service apply at once; changes made by
-	// another process (the CLI, another instance) apply within this time.
-	ClientCacheTTL time.Duration
+	// CacheTTL is how long clients, users and organizations read on hot paths are kept in memory
+	// (default 1 s; negative disables the cache). Changes made through this Service apply at once;
+	// changes made by another process (the CLI, another instance) apply within this time.
+	CacheTTL time.Duration
 	// Logger receives what the Service cannot return, such as a failed rehash; nil discards it.
 	Logger *slog.Logger
 }
@@ -68,7 +68,9 @@ type Service struct {
 	hashSlots chan struct{} // a semaphore: a send takes a slot, a receive frees it
 	hashWait  time.Duration
 	onHash    func()
-	clients   *clientCache
+	clients   *cache[Client]
+	users     *cache[User]
+	orgs      *cache[Organization]
 	sealer    Sealer
 	issuer    string    // of TOTP enrolments
 	hmacs     sync.Pool // of hmac.New(sha256.New, pepper)
@@ -107,7 +109,10 @@ func NewService(store Store, opts Options) *Service {
 	}
 	s.hashSlots = make(chan struct{}, max(cmp.Or(opts.HashSlots, runtime.GOMAXPROCS(0)), 1))
 	s.dummyHash = newDummyHash(s.params)
-	s.clients = newClientCache(cmp.Or(opts.ClientCacheTTL, time.Second), s.now)
+	ttl := cmp.Or(opts.CacheTTL, time.Second)
+	s.clients = newCache[Client](ttl, s.now)
+	s.users = newCache[User](ttl, s.now)
+	s.orgs = newCache[Organization](ttl, s.now)
 	return s
 }
 
@@ -227,7 +232,7 @@ func (s *Service) AuthenticateClient(ctx context.Context, id, secret string) (Cl
 	if !cached {
 		c, err = s.client(ctx, id)
 		if err == nil {
-			s.clients.put(c)
+			s.clients.put(c.ID, c)
 		}
 	}
 	if errors.Is(err, ErrNotFound) {

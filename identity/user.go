@@ -215,6 +215,9 @@ func (s *Service) requireActiveOrganization(ctx context.Context, v *ValidationEr
 
 // User returns the user with the given ID, or ErrNotFound.
 func (s *Service) User(ctx context.Context, id string) (User, error) {
+	if u, ok := s.users.get(id); ok {
+		return u, nil
+	}
 	err := ErrNotFound
 	var u User
 	if isID(id) {
@@ -224,6 +227,7 @@ func (s *Service) User(ctx context.Context, id string) (User, error) {
 		return User{}, fmt.Errorf("user %q: %w", id, err)
 	}
 	u.PasswordHash = ""
+	s.users.put(id, u)
 	return u, nil
 }
 
@@ -268,6 +272,7 @@ func (s *Service) ExpirePassword(ctx context.Context, id string) error {
 
 // updateUser runs update on the stored user and moves UpdatedAt.
 func (s *Service) updateUser(ctx context.Context, op, id string, update func(User) (User, error)) error {
+	defer s.users.forget(id)
 	err := ErrNotFound
 	if isID(id) {
 		_, err = s.store.UpdateUser(ctx, id, func(u User) (User, error) {
