@@ -60,7 +60,8 @@ type SessionOptions struct {
 	// refresh_token_reuse security event.
 	OnReuse func(ctx context.Context, s Session)
 	// Index, if not nil, keeps each user's sessions listable (List): Start adds to it, Revoke and
-	// RevokeUser remove from it, and Refresh records the time of use in the store. Without it
+	// RevokeUser remove from it, and Refresh records the time of use in the store (with the
+	// rotation's other writes, so a failure of that write fails the refresh). Without it
 	// sessions cannot be listed.
 	Index SessionIndex
 }
@@ -71,18 +72,24 @@ type SessionOptions struct {
 // tokens. All keys of a family carry the sid as a Redis hash tag, so they share a Cluster slot:
 //
 //	fam:{sid}          the Session; TTL = the family's remaining absolute lifetime
-//	rt:{sid}:<hash>    a live (unused) refresh token of the family
+//	rt:{sid}:<hash>    a live (unused) refresh token of the family; the value names the user and
+//	                   the family's expiry (tokenRecord), never the token
 //	used:{sid}:<hash>  tombstone of a used token: the time of its first use
 //	nb:{user}          per-user "not before" mark set by RevokeUser
 //	lu:{sid}           time of the family's last refresh, unix ms (only with an Index)
 //
-// Every refresh reads fam:{sid} first, so deleting it kills every token of the family at once.
+// Every refresh checks fam:{sid} and nb:{user} before it succeeds, so deleting the family kills
+// every token of it at once, and a mark kills every family of the user.
 //
 // Rotation: Take of rt:{sid}:<hash> is the atomic gate; exactly one caller gets the record. The
-// successor is derived, not random: sid + "." + base64url(HMAC-SHA256(SuccessorKey, token)). The
-// winner writes the successor's record and then the tombstone. A repeated use within Grace of the
-// first use recomputes the same successor, as long as the successor is still unused; the raw
-// successor is never stored. Any other use of a used token revokes the family (RFC 9700 §4.14.2).
+// winner then reads fam:{sid} and nb:{user} (the user comes from the record) in one GetMany, and
+// writes the successor's record, the tombstone and lu:{sid} in one SetMany: three round trips.
+// The successor is derived, not random: sid + "." + base64url(HMAC-SHA256(SuccessorKey, token)).
+// A repeated use within Grace of the first use recomputes the same successor, as long as the
+// successor is still unused; the raw successor is never stored. Any other use of a used token
+// revokes the family (RFC 9700 §4.14.2). Since the checks follow the gate, a token taken by a
+// caller that may not use it (another client) or cannot check it (a failed read) is put back;
+// see rotate.
 type Sessions struct {
 	store        Store
 	grace        time.Duration
@@ -155,7 +162,7 @@ func (s *Sessions) Start(ctx context.Context, sess Session, ttl time.Duration) (
 		return "", Session{}, fmt.Errorf("start session: %w", err)
 	}
 	token := sess.ID + "." + RandomSecret()
-	if err := s.store.Put(ctx, tokenKey(sess.ID, token), liveRecord, ttl); err != nil {
+	if err := s.store.Put(ctx, tokenKey(sess.ID, token), tokenRecord(sess), ttl); err != nil {
 		return "", Session{}, fmt.Errorf("start session: %w", err)
 	}
 	if s.index != nil {
@@ -172,46 +179,110 @@ func (s *Sessions) Start(ctx context.Context, sess Session, ttl time.Duration) (
 // Refresh rotates refreshToken, presented by clientID, and returns its successor and the session.
 // A token of another client is refused and stays valid for its own. Store errors are returned as
 // they are (ErrUnavailable for an outage), never as success.
+//
+// The common path is three store round trips: Take of the token record (the gate), GetMany of
+// the family and the user's not-before mark (whose key comes from the token record), and SetMany
+// of the successor's record, the tombstone and the time of use.
 func (s *Sessions) Refresh(ctx context.Context, refreshToken, clientID string) (string, Session, error) {
 	sid, ok := parseRefreshToken(refreshToken)
 	if !ok {
 		return "", Session{}, ErrInvalidGrant
 	}
-	sess, err := s.live(ctx, sid)
-	if errors.Is(err, ErrSessionNotFound) {
-		return "", Session{}, ErrInvalidGrant
-	}
-	if err != nil {
-		return "", Session{}, fmt.Errorf("refresh: %w", err)
-	}
-	if sess.ClientID != clientID {
-		return "", Session{}, ErrInvalidGrant
-	}
 	successor := s.successor(refreshToken)
-	remaining := sess.ExpiresAt.Sub(s.now())
-	if remaining <= 0 {
-		return "", Session{}, ErrInvalidGrant
-	}
-
-	_, err = s.store.Take(ctx, tokenKey(sid, refreshToken))
+	record, err := s.store.Take(ctx, tokenKey(sid, refreshToken))
 	switch {
 	case err == nil:
-		// The successor's record first: a tombstone therefore always means the successor
-		// exists, or existed and has been used.
-		if err := s.store.Put(ctx, tokenKey(sid, successor), liveRecord, remaining); err != nil && !errors.Is(err, ErrExists) {
-			return "", Session{}, fmt.Errorf("refresh: store successor: %w", err)
-		}
-		if err := s.markUsed(ctx, sid, refreshToken, remaining); err != nil {
-			return "", Session{}, err
-		}
-		s.touch(ctx, sid, remaining)
-		return successor, sess, nil
+		return s.rotate(ctx, sid, refreshToken, record, clientID, successor)
 	case errors.Is(err, ErrNotFound):
-		return s.reused(ctx, sess, refreshToken, successor, remaining)
+		return s.reused(ctx, sid, refreshToken, clientID, successor)
 	default:
 		return "", Session{}, fmt.Errorf("refresh: %w", err)
 	}
 }
+
+// rotate finishes a refresh whose Take won record, the token's record: the token is consumed
+// from here on, whatever happens.
+//
+// The family and the not-before mark are checked after the Take, so the Take also consumes a
+// token that turns out to be dead: its family was revoked, has expired, or its user was revoked.
+// Such a token could never be used again anyway. What must not happen is that a live token is
+// lost without a successor, which would log its holder out without cause, so:
+//   - a token presented by another client is put back: it stays valid for its own client;
+//   - when the family or the mark cannot be read (an outage, a timeout), the token is put back
+//     too, and the error is returned. Should the store refuse the restoring write as well, the
+//     token is lost and its holder must log in again; that is the trade-off of checking after
+//     the gate, the same one a failed write of the successor has always had. Callers that
+//     found the record missing meanwhile wait for it to come back (reused).
+//
+// The record is put back only before anything was written for the successor. After SetMany
+// fails, some of its writes may have landed: the error is returned and nothing is undone, since
+// a record put back next to a successor that might already have been handed out and used would
+// let the chain fork. A retry of the token then finds the successor (grace) or finds nothing
+// and is refused.
+func (s *Sessions) rotate(ctx context.Context, sid, token string, record []byte, clientID, successor string) (string, Session, error) {
+	rec, ok := parseTokenRecord(record)
+	var sess Session
+	var err error
+	if ok {
+		sess, err = s.liveAs(ctx, sid, rec.userID)
+	} else {
+		// A record written before token records named their user: two reads. Its successor
+		// is written in the current form.
+		sess, err = s.live(ctx, sid)
+	}
+	if errors.Is(err, ErrSessionNotFound) {
+		return "", Session{}, ErrInvalidGrant
+	}
+	if err != nil {
+		s.restore(ctx, sid, token, record, rec.expiresAt)
+		return "", Session{}, fmt.Errorf("refresh: %w", err)
+	}
+	now := s.now()
+	remaining := sess.ExpiresAt.Sub(now)
+	if remaining <= 0 {
+		return "", Session{}, ErrInvalidGrant
+	}
+	if sess.ClientID != clientID {
+		if err := s.restore(ctx, sid, token, record, sess.ExpiresAt); err != nil {
+			return "", Session{}, fmt.Errorf("refresh: put back a token of another client: %w", err)
+		}
+		return "", Session{}, ErrInvalidGrant
+	}
+
+	// One batch: the successor's record, then the tombstone, so that a tombstone always means
+	// that the successor exists, or existed and has been used; then the time of use for List.
+	at := strconv.AppendInt(nil, now.UnixMilli(), 10)
+	entries := []Entry{
+		{Key: tokenKey(sid, successor), Value: tokenRecord(sess), TTL: remaining},
+		{Key: usedKey(sid, token), Value: at, TTL: remaining},
+	}
+	if s.index != nil {
+		entries = append(entries, Entry{Key: lastUsedKey(sid), Value: at, TTL: remaining})
+	}
+	if err := s.store.SetMany(ctx, entries); err != nil {
+		return "", Session{}, fmt.Errorf("refresh: store successor: %w", err)
+	}
+	return successor, sess, nil
+}
+
+// restore puts back the record of token, which this caller took but could not use, until
+// expiresAt (the family's end). It is not cancelled with ctx: a client that went away must not
+// cost the holder the token. A zero expiresAt (unknown) restores nothing.
+func (s *Sessions) restore(ctx context.Context, sid, token string, record []byte, expiresAt time.Time) error {
+	remaining := expiresAt.Sub(s.now())
+	if expiresAt.IsZero() || remaining <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
+	defer cancel()
+	if err := s.store.Put(ctx, tokenKey(sid, token), record, remaining); err != nil && !errors.Is(err, ErrExists) {
+		return err
+	}
+	return nil
+}
+
+// restoreTimeout bounds the write that puts a token back after its request ended.
+const restoreTimeout = 2 * time.Second
 
 // raceBackoff is how long a caller that lost the race for a token waits, in all about a quarter
 // of a second, for the winner to write the successor. The winner does so right after its Take, so
@@ -224,21 +295,58 @@ var raceBackoff = []time.Duration{
 }
 
 // reused handles a token whose record is gone: used before (or being used right now), expired,
-// or never issued.
-func (s *Sessions) reused(ctx context.Context, sess Session, token, successor string, remaining time.Duration) (string, Session, error) {
+// never issued, or taken for a moment by a caller that puts it back (rotate). Each look is one
+// GetMany of the family, the token's tombstone, its successor's record and its own record.
+func (s *Sessions) reused(ctx context.Context, sid, token, clientID, successor string) (string, Session, error) {
+	keys := []string{familyKey(sid), usedKey(sid, token), tokenKey(sid, successor), tokenKey(sid, token)}
+	var sess Session
+	checked := false
 	for attempt := 0; ; attempt++ {
-		v, err := s.store.Get(ctx, usedKey(sess.ID, token))
-		if err == nil {
-			return s.usedAgain(ctx, sess, v, successor)
-		}
-		if !errors.Is(err, ErrNotFound) {
+		v, err := s.store.GetMany(ctx, keys...)
+		if err != nil {
 			return "", Session{}, fmt.Errorf("refresh: %w", err)
 		}
-		// No tombstone, but a successor: the winner is between its two writes (or failed after
-		// the first), so this use is concurrent with the first. Record the first use if the
-		// winner has not, so that the grace window runs.
-		_, err = s.store.Get(ctx, tokenKey(sess.ID, successor))
-		if err == nil {
+		family, tombstone, next, own := v[0], v[1], v[2], v[3]
+		// The family is read on every look, so that one revoked meanwhile is noticed.
+		sess, err = s.decodeFamily(sid, family)
+		if errors.Is(err, ErrSessionNotFound) {
+			return "", Session{}, ErrInvalidGrant
+		}
+		if err != nil {
+			return "", Session{}, fmt.Errorf("refresh: %w", err)
+		}
+		if !checked {
+			// Checked before anything else, as for a live token: a dead family, or a token
+			// shown by another client, is refused without revoking anything.
+			notBefore, err := s.notBefore(ctx, sess.UserID)
+			if err != nil {
+				return "", Session{}, fmt.Errorf("refresh: %w", err)
+			}
+			if sess.CreatedAt.UnixMilli() <= notBefore || sess.ClientID != clientID {
+				return "", Session{}, ErrInvalidGrant
+			}
+			checked = true
+		}
+		remaining := sess.ExpiresAt.Sub(s.now())
+		if remaining <= 0 {
+			return "", Session{}, ErrInvalidGrant
+		}
+		switch {
+		case own != nil:
+			// Put back by a caller that could not use it: compete for it again.
+			record, err := s.store.Take(ctx, tokenKey(sid, token))
+			if err == nil {
+				return s.rotate(ctx, sid, token, record, clientID, successor)
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return "", Session{}, fmt.Errorf("refresh: %w", err)
+			}
+		case tombstone != nil:
+			return s.usedAgain(ctx, sess, tombstone, next != nil, successor)
+		case next != nil:
+			// No tombstone, but a successor: the winner is between its two writes (or failed
+			// after the first), so this use is concurrent with the first. Record the first use
+			// if the winner has not, so that the grace window runs.
 			if s.grace == 0 {
 				return "", Session{}, s.reuse(ctx, sess)
 			}
@@ -246,9 +354,6 @@ func (s *Sessions) reused(ctx context.Context, sess Session, token, successor st
 				return "", Session{}, err
 			}
 			return successor, sess, nil
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return "", Session{}, fmt.Errorf("refresh: %w", err)
 		}
 		if attempt == len(raceBackoff) {
 			// Never issued (a guessed secret under a known sid), or expired: no revocation, since
@@ -263,22 +368,17 @@ func (s *Sessions) reused(ctx context.Context, sess Session, token, successor st
 	}
 }
 
-// usedAgain answers a repeated use of a token first used at the time in tombstone.
-func (s *Sessions) usedAgain(ctx context.Context, sess Session, tombstone []byte, successor string) (string, Session, error) {
+// usedAgain answers a repeated use of a token first used at the time in tombstone; successorLive
+// tells whether the successor's record was there, read right after the tombstone.
+func (s *Sessions) usedAgain(ctx context.Context, sess Session, tombstone []byte, successorLive bool, successor string) (string, Session, error) {
 	firstUse, err := strconv.ParseInt(string(tombstone), 10, 64)
 	if err != nil {
 		return "", Session{}, fmt.Errorf("refresh: corrupt tombstone: %w", err)
 	}
-	if s.grace > 0 && s.now().UnixMilli()-firstUse <= s.grace.Milliseconds() {
-		// Grace covers only the immediately previous token: once the successor has been used
-		// in turn, this token is a grandparent and its use is reuse.
-		_, err := s.store.Get(ctx, tokenKey(sess.ID, successor))
-		if err == nil {
-			return successor, sess, nil
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return "", Session{}, fmt.Errorf("refresh: %w", err)
-		}
+	// Grace covers only the immediately previous token: once the successor has been used in
+	// turn, this token is a grandparent and its use is reuse.
+	if s.grace > 0 && s.now().UnixMilli()-firstUse <= s.grace.Milliseconds() && successorLive {
+		return successor, sess, nil
 	}
 	return "", Session{}, s.reuse(ctx, sess)
 }
@@ -303,22 +403,14 @@ func (s *Sessions) reuse(ctx context.Context, sess Session) error {
 	return ErrInvalidGrant
 }
 
+// markUsed writes the tombstone of token unless one is there: a caller that saw the successor
+// but no tombstone records the first use, without moving a time the winner recorded.
 func (s *Sessions) markUsed(ctx context.Context, sid, token string, remaining time.Duration) error {
 	firstUse := strconv.AppendInt(nil, s.now().UnixMilli(), 10)
 	if err := s.store.Put(ctx, usedKey(sid, token), firstUse, remaining); err != nil && !errors.Is(err, ErrExists) {
 		return fmt.Errorf("refresh: mark token used: %w", err)
 	}
 	return nil
-}
-
-// touch records the time of a refresh for List: one store write, never an index write, since
-// refreshes are frequent and the index is SQL. A failure is ignored: the rotation has happened,
-// and failing it now would cost the client its successor for the sake of a display time.
-func (s *Sessions) touch(ctx context.Context, sid string, remaining time.Duration) {
-	if s.index == nil {
-		return
-	}
-	s.store.Set(ctx, lastUsedKey(sid), strconv.AppendInt(nil, s.now().UnixMilli(), 10), remaining)
 }
 
 // Get returns the live session sid, or ErrSessionNotFound.
@@ -427,6 +519,33 @@ func (s *Sessions) live(ctx context.Context, sid string) (Session, error) {
 	return sess, nil
 }
 
+// liveAs is live in one round trip, for a family whose user is known beforehand (from a token
+// record): it reads the family and the mark of userID together. Should the family name another
+// user, which only corrupt records can cause, the mark of the family's user is read as well.
+func (s *Sessions) liveAs(ctx context.Context, sid, userID string) (Session, error) {
+	v, err := s.store.GetMany(ctx, familyKey(sid), notBeforeKey(userID))
+	if err != nil {
+		return Session{}, err
+	}
+	sess, err := s.decodeFamily(sid, v[0])
+	if err != nil {
+		return Session{}, err
+	}
+	var notBefore int64
+	if sess.UserID == userID {
+		notBefore, err = decodeNotBefore(v[1])
+	} else {
+		notBefore, err = s.notBefore(ctx, sess.UserID)
+	}
+	if err != nil {
+		return Session{}, err
+	}
+	if sess.CreatedAt.UnixMilli() <= notBefore {
+		return Session{}, ErrSessionNotFound
+	}
+	return sess, nil
+}
+
 // family reads the family record and checks its expiry, but not the user's not-before mark.
 func (s *Sessions) family(ctx context.Context, sid string) (Session, error) {
 	record, err := s.store.Get(ctx, familyKey(sid))
@@ -435,6 +554,14 @@ func (s *Sessions) family(ctx context.Context, sid string) (Session, error) {
 	}
 	if err != nil {
 		return Session{}, err
+	}
+	return s.decodeFamily(sid, record)
+}
+
+// decodeFamily decodes a family record as read (nil: missing) and checks its expiry.
+func (s *Sessions) decodeFamily(sid string, record []byte) (Session, error) {
+	if record == nil {
+		return Session{}, ErrSessionNotFound
 	}
 	var f familyRecord
 	if err := json.Unmarshal(record, &f); err != nil {
@@ -457,6 +584,14 @@ func (s *Sessions) notBefore(ctx context.Context, userID string) (int64, error) 
 	case err != nil:
 		return 0, err
 	}
+	return decodeNotBefore(mark)
+}
+
+// decodeNotBefore decodes a not-before mark as read (nil: none).
+func decodeNotBefore(mark []byte) (int64, error) {
+	if mark == nil {
+		return math.MinInt64, nil
+	}
 	notBefore, err := strconv.ParseInt(string(mark), 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("corrupt not-before mark: %w", err)
@@ -478,8 +613,46 @@ func (s *Sessions) successor(token string) string {
 	return sid + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// liveRecord is the value of a token record: its presence is all that matters.
+// liveRecord is the value of a marker whose presence is all that matters (one-time tokens, and
+// refresh-token records written before they named their user).
 var liveRecord = []byte{1}
+
+// tokenRecordPrefix starts the value of a refresh-token record in its current form:
+// "t1:" <family expiry, unix ms> ":" <user id>. The user id lets Refresh read the family and the
+// user's not-before mark in one round trip; the expiry lets a token taken but not used be put
+// back with its TTL. Neither is secret, and the raw token is never stored.
+const tokenRecordPrefix = "t1:"
+
+// tokenRecord is the value of a refresh-token record of sess.
+func tokenRecord(sess Session) []byte {
+	b := append([]byte(tokenRecordPrefix), strconv.FormatInt(sess.ExpiresAt.UnixMilli(), 10)...)
+	b = append(b, ':')
+	return append(b, sess.UserID...)
+}
+
+// storedToken is a decoded refresh-token record.
+type storedToken struct {
+	userID    string
+	expiresAt time.Time
+}
+
+// parseTokenRecord decodes a refresh-token record; ok is false for the older form (liveRecord),
+// which names nothing, and for anything else it cannot read.
+func parseTokenRecord(record []byte) (t storedToken, ok bool) {
+	rest, found := strings.CutPrefix(string(record), tokenRecordPrefix)
+	if !found {
+		return storedToken{}, false
+	}
+	ms, user, found := strings.Cut(rest, ":")
+	if !found {
+		return storedToken{}, false
+	}
+	expiresAt, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return storedToken{}, false
+	}
+	return storedToken{userID: user, expiresAt: time.UnixMilli(expiresAt).UTC()}, true
+}
 
 // familyRecord is the stored form of a Session; times are unix milliseconds.
 type familyRecord struct {

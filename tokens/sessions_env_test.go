@@ -300,3 +300,13 @@ func (c *countingStore) Incr(ctx context.Context, key string, ttl time.Duration)
 	c.calls.Add(1)
 	return c.Store.Incr(ctx, key, ttl)
 }
+
+func (c *countingStore) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
+	c.calls.Add(1)
+	return c.Store.GetMany(ctx, keys...)
+}
+
+func (c *countingStore) SetMany(ctx context.Context, entries []tokens.Entry) error {
+	c.calls.Add(1)
+	return c.Store.SetMany(ctx, entries)
+}

@@ -16,6 +16,13 @@ var (
 	ErrUnavailable = errors.New("tokens: token store unavailable")
 )
 
+// Entry is one write of SetMany.
+type Entry struct {
+	Key   string
+	Value []byte
+	TTL   time.Duration
+}
+
 // Store holds short-lived token state: refresh families, single-use markers, one-time tokens,
 // counters. It is deliberately tiny and every operation is atomic, so that all OAuth rules can
 // live once, in this package, on top of it. Every key has a TTL: nothing grows without bound.
@@ -30,6 +37,16 @@ type Store interface {
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	// Get returns the live value under key, or ErrNotFound.
 	Get(ctx context.Context, key string) ([]byte, error)
+	// GetMany returns the live values under keys, in their order, in one round trip; the entry
+	// of a missing or expired key is nil (a live empty value is a non-nil empty slice). The keys
+	// may belong to different Cluster slots. The reads are not one atomic snapshot: each is
+	// atomic, and they happen in the order of keys.
+	GetMany(ctx context.Context, keys ...string) ([][]byte, error)
+	// SetMany writes every entry as Set does, value and TTL replacing whatever is there, in one
+	// round trip. A non-positive TTL fails the call before anything is written. Each write is
+	// atomic and they are applied in order, but the batch as a whole need not be: after an
+	// error some entries may have been written.
+	SetMany(ctx context.Context, entries []Entry) error
 	// Take atomically returns and deletes the live value under key; of many concurrent callers
 	// exactly one gets it, the others get ErrNotFound.
 	Take(ctx context.Context, key string) ([]byte, error)

@@ -1,6 +1,7 @@
 // Package redisstore keeps token state (tokens.Store) in Redis: a single node, Sentinel or Cluster,
 // through redis.UniversalClient. Every operation is one Redis command (or one script), so Redis's
-// single-threaded execution makes it atomic, and every key is written with its TTL.
+// single-threaded execution makes it atomic, and every key is written with its TTL. The batch
+// operations are pipelines of such commands, each of them atomic.
 package redisstore
 
 import (
@@ -69,6 +70,58 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, fail("get", err)
 	}
 	return value, nil
+}
+
+// GetMany sends one GET per key in a pipeline: one round trip to each node that holds some of the
+// keys (a Cluster client splits a pipeline by node), where MGET would require a single slot.
+func (s *Store) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
+	values := make([][]byte, len(keys))
+	if len(keys) == 0 {
+		return values, nil
+	}
+	pipe := s.client.Pipeline()
+	cmds := make([]*redis.StringCmd, len(keys))
+	for i, key := range keys {
+		cmds[i] = pipe.Get(ctx, s.prefix+key)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fail("get many", err)
+	}
+	for i, cmd := range cmds {
+		value, err := cmd.Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fail("get many", err)
+		}
+		if value == nil {
+			value = []byte{}
+		}
+		values[i] = value
+	}
+	return values, nil
+}
+
+// SetMany sends one SET PX per entry in a pipeline, in order. It is not a MULTI transaction: the
+// keys may live on different Cluster nodes, and each SET is atomic on its own.
+func (s *Store) SetMany(ctx context.Context, entries []tokens.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	for _, e := range entries {
+		if err := checkTTL(e.TTL); err != nil {
+			return err
+		}
+	}
+	pipe := s.client.Pipeline()
+	for _, e := range entries {
+		pipe.Set(ctx, s.prefix+e.Key, e.Value, e.TTL)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fail("set many", err)
+	}
+	return nil
 }
 
 // Take returns and deletes the value with GETDEL (Redis 6.2+): of concurrent callers exactly one

@@ -4,7 +4,7 @@
 // Each key is one row of token_state with an absolute expiry in unix milliseconds, taken from the
 // injected clock. Expired rows are invisible to every operation and are removed by Sweep. Each
 // operation is a single statement, so the database's row locking makes it atomic; nothing is
-// read first and written later.
+// read first and written later. The batch operations are single statements too.
 package sqlstore
 
 import (
@@ -13,6 +13,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/portaria/portaria/internal/sqldb"
@@ -96,6 +97,91 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	return s.value("get", value, err)
 }
 
+// GetMany reads the live rows of keys with one SELECT … WHERE key IN (…).
+func (s *Store) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
+	values := make([][]byte, len(keys))
+	if len(keys) == 0 {
+		return values, nil
+	}
+	var q strings.Builder
+	q.WriteString(`SELECT key, value FROM token_state WHERE key IN (`)
+	args := make([]any, 0, len(keys)+1)
+	for i, key := range keys {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("?")
+		args = append(args, key)
+	}
+	q.WriteString(`) AND expires_at > ?`)
+	args = append(args, s.nowMillis())
+	rows, err := s.db.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return nil, s.fail("get many", err)
+	}
+	defer rows.Close()
+	found := make(map[string][]byte, len(keys))
+	for rows.Next() {
+		var key string
+		var value []byte
+		if err := rows.Scan(&key, &value); err != nil {
+			return nil, s.fail("get many", err)
+		}
+		if value == nil {
+			value = []byte{} // present, whatever the driver makes of an empty value
+		}
+		found[key] = value
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("get many", err)
+	}
+	for i, key := range keys {
+		values[i] = found[key]
+	}
+	return values, nil
+}
+
+// SetMany writes every entry with one multi-row upsert: a single statement, so all of them or
+// none. A key given twice is written once, with its last entry (PostgreSQL refuses to update a
+// row twice in one statement).
+func (s *Store) SetMany(ctx context.Context, entries []tokens.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	last := make(map[string]int, len(entries))
+	for i, e := range entries {
+		if err := checkTTL(e.TTL); err != nil {
+			return err
+		}
+		last[e.Key] = i
+	}
+	now := s.nowMillis()
+	var q strings.Builder
+	q.WriteString(`INSERT INTO token_state (key, value, counter, expires_at) VALUES `)
+	args := make([]any, 0, 3*len(last))
+	for i, e := range entries {
+		if last[e.Key] != i {
+			continue
+		}
+		if len(args) > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, 0, ?)")
+		value := e.Value
+		if value == nil {
+			value = []byte{}
+		}
+		args = append(args, e.Key, value, now+ttlMillis(e.TTL))
+	}
+	q.WriteString(`
+		ON CONFLICT (key) DO UPDATE
+		SET value = excluded.value, counter = 0, expires_at = excluded.expires_at`)
+	if _, err := s.db.ExecContext(ctx, q.String(), args...); err != nil {
+		return s.fail("set many", err)
+	}
+	return nil
+}
+
 // Take deletes the live row and returns its value in one statement: of concurrent callers only
 // the one whose DELETE removed the row gets it back.
 func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
@@ -173,12 +259,23 @@ func (s *Store) Sweep(ctx context.Context) (int64, error) {
 // window returns the current time and the expiry of a key written now with ttl, both in unix
 // milliseconds. A TTL below a millisecond is rounded up so that it never yields a dead key.
 func (s *Store) window(ttl time.Duration) (now, expiresAt int64, err error) {
-	if ttl <= 0 {
-		return 0, 0, fmt.Errorf("token store: ttl must be positive, got %v", ttl)
+	if err := checkTTL(ttl); err != nil {
+		return 0, 0, err
 	}
 	now = s.nowMillis()
-	ms := (ttl + time.Millisecond - 1) / time.Millisecond
-	return now, now + int64(ms), nil
+	return now, now + ttlMillis(ttl), nil
+}
+
+func checkTTL(ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("token store: ttl must be positive, got %v", ttl)
+	}
+	return nil
+}
+
+// ttlMillis rounds a positive ttl up to whole milliseconds.
+func ttlMillis(ttl time.Duration) int64 {
+	return int64((ttl + time.Millisecond - 1) / time.Millisecond)
 }
 
 func (s *Store) nowMillis() int64 { return s.now().UnixMilli() }

@@ -52,6 +52,11 @@ func Run(t *testing.T, newStore func(t *testing.T) tokens.Store) {
 		{"binary values round-trip", binaryValues},
 		{"keys with hash tags, colons and unicode are distinct", unusualKeys},
 		{"a ttl that is not positive is an error", nonPositiveTTL},
+		{"get many returns live values in order and nil for the others", getMany},
+		{"get many of no keys is empty", getManyNone},
+		{"set many writes every entry, each with its own ttl", setMany},
+		{"set many overwrites live values and their ttls", setManyOverwrites},
+		{"set many with a ttl that is not positive writes nothing", setManyNonPositiveTTL},
 		{"ping succeeds", ping},
 	}
 	for _, tt := range tests {
@@ -345,6 +350,106 @@ func nonPositiveTTL(t *testing.T, s tokens.Store) {
 	}
 	wantMissing(t, s, "k")
 	wantMissing(t, s, "counter")
+}
+
+func getMany(t *testing.T, s tokens.Store) {
+	ctx := t.Context()
+	// Keys of different hash tags: in a Redis Cluster they live in different slots.
+	mustPut(t, s, "fam:{a}", "family a", long)
+	mustSet(t, s, "nb:{user}", "mark", long)
+	mustPut(t, s, "rt:{b}:x", "", long)
+	mustPut(t, s, "taken", "v", long)
+	mustPut(t, s, "expiring", "v", short)
+	if _, err := s.Take(ctx, "taken"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(after)
+	got, err := s.GetMany(ctx, "nb:{user}", "missing", "fam:{a}", "taken", "expiring", "rt:{b}:x", "fam:{a}")
+	if err != nil {
+		t.Fatalf("GetMany: %v", err)
+	}
+	want := [][]byte{[]byte("mark"), nil, []byte("family a"), nil, nil, {}, []byte("family a")}
+	if len(got) != len(want) {
+		t.Fatalf("GetMany: got %d values, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if (got[i] == nil) != (want[i] == nil) || !bytes.Equal(got[i], want[i]) {
+			t.Errorf("GetMany value %d: got %q (nil %v), want %q (nil %v)", i, got[i], got[i] == nil, want[i], want[i] == nil)
+		}
+	}
+}
+
+func getManyNone(t *testing.T, s tokens.Store) {
+	got, err := s.GetMany(t.Context())
+	if err != nil || len(got) != 0 {
+		t.Fatalf("GetMany(): got (%q, %v), want no values", got, err)
+	}
+}
+
+func setMany(t *testing.T, s tokens.Store) {
+	ctx := t.Context()
+	err := s.SetMany(ctx, []tokens.Entry{
+		{Key: "rt:{a}:next", Value: []byte("record"), TTL: long},
+		{Key: "used:{a}:prev", Value: []byte("123"), TTL: long},
+		{Key: "lu:{b}", Value: []byte("456"), TTL: short},
+	})
+	if err != nil {
+		t.Fatalf("SetMany: %v", err)
+	}
+	wantValue(t, s, "rt:{a}:next", "record")
+	wantValue(t, s, "used:{a}:prev", "123")
+	wantValue(t, s, "lu:{b}", "456")
+	time.Sleep(after)
+	wantValue(t, s, "rt:{a}:next", "record")
+	wantValue(t, s, "used:{a}:prev", "123")
+	wantMissing(t, s, "lu:{b}")
+	if err := s.SetMany(ctx, nil); err != nil {
+		t.Fatalf("SetMany of no entries: %v", err)
+	}
+}
+
+func setManyOverwrites(t *testing.T, s tokens.Store) {
+	ctx := t.Context()
+	mustPut(t, s, "a", "old", long)
+	mustSet(t, s, "b", "old", long)
+	mustPut(t, s, "c", "old", long)
+	err := s.SetMany(ctx, []tokens.Entry{
+		{Key: "a", Value: []byte("new"), TTL: short},
+		{Key: "b", Value: []byte("new"), TTL: long},
+		{Key: "c", Value: []byte("first"), TTL: long},
+		{Key: "c", Value: []byte("last"), TTL: long},
+	})
+	if err != nil {
+		t.Fatalf("SetMany: %v", err)
+	}
+	wantValue(t, s, "a", "new")
+	wantValue(t, s, "b", "new")
+	wantValue(t, s, "c", "last")
+	time.Sleep(after)
+	wantMissing(t, s, "a")
+	wantValue(t, s, "b", "new")
+	// A written key is live: Put refuses it, Take gets it.
+	if err := s.Put(ctx, "b", []byte("other"), long); !errors.Is(err, tokens.ErrExists) {
+		t.Fatalf("Put on a key written by SetMany: got %v, want ErrExists", err)
+	}
+	if got, err := s.Take(ctx, "c"); err != nil || string(got) != "last" {
+		t.Fatalf("Take of a key written by SetMany: got (%q, %v), want (\"last\", nil)", got, err)
+	}
+}
+
+func setManyNonPositiveTTL(t *testing.T, s tokens.Store) {
+	ctx := t.Context()
+	for _, ttl := range []time.Duration{0, -time.Second} {
+		err := s.SetMany(ctx, []tokens.Entry{
+			{Key: "a", Value: []byte("v"), TTL: long},
+			{Key: "b", Value: []byte("v"), TTL: ttl},
+		})
+		if err == nil {
+			t.Errorf("SetMany with ttl %v: got no error", ttl)
+		}
+	}
+	wantMissing(t, s, "a")
+	wantMissing(t, s, "b")
 }
 
 func ping(t *testing.T, s tokens.Store) {
