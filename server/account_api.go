@@ -295,21 +295,28 @@ func (a *accountAPI) forgot(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	u, err := a.accounts.UserByEmail(ctx, body.Email)
-	switch {
-	case err == nil && u.Active:
-		tok, err := a.oneTime.Issue(ctx, tokens.OneTime{Purpose: purposeReset, Subject: u.ID}, resetTTL)
-		if err != nil {
-			return err
-		}
-		link := a.link("/reset-password", url.Values{"token": {tok}, "email": {u.Email}})
-		if err := a.mail.Deliver(mail.PasswordReset, preferredLanguage(r), mail.Data{To: u.Email, Name: u.Name, Link: link, Code: tok, ExpiresIn: resetTTL}); err != nil {
+	if err != nil && !errors.Is(err, identity.ErrNotFound) && !errors.Is(err, identity.ErrInvalid) {
+		return err
+	}
+	// An e-mail without an active account does the same work for nothing (a decoy token that
+	// expires in a minute, an e-mail rendered and dropped), so the answer time does not tell the
+	// cases apart (PR-01).
+	known := err == nil && u.Active
+	subject, ttl, to := "decoy", time.Minute, "decoy@invalid.example"
+	if known {
+		subject, ttl, to = u.ID, resetTTL, u.Email
+	}
+	tok, err := a.oneTime.Issue(ctx, tokens.OneTime{Purpose: purposeReset, Subject: subject}, ttl)
+	if err != nil {
+		return err
+	}
+	data := mail.Data{To: to, Name: u.Name, Link: a.link("/reset-password", url.Values{"token": {tok}, "email": {to}}), Code: tok, ExpiresIn: resetTTL}
+	if known {
+		if err := a.mail.Deliver(mail.PasswordReset, preferredLanguage(r), data); err != nil {
 			a.log.WarnContext(ctx, "password reset e-mail not queued", "err", err, "request_id", requestID(ctx))
 		}
-	case err != nil && !errors.Is(err, identity.ErrNotFound) && !errors.Is(err, identity.ErrInvalid):
-		return err
-	default:
-		// Spend what issuing a token costs, so the answer time does not tell the cases apart.
-		tokens.RandomSecret()
+	} else {
+		mail.Render(mail.PasswordReset, preferredLanguage(r), data)
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
@@ -412,7 +419,12 @@ func (a *accountAPI) change(w http.ResponseWriter, r *http.Request) error {
 		amr    = []string{"pwd"}
 	)
 	if body.PasswordChangeToken != "" {
-		ot, err := a.oneTime.Redeem(ctx, purposePasswordChange, body.PasswordChangeToken, "")
+		// The token is bound to the client that logged in; whoever holds it may change the password
+		// here, once: read its binding, then redeem it with that binding.
+		ot, err := a.oneTime.Peek(ctx, purposePasswordChange, body.PasswordChangeToken)
+		if err == nil {
+			ot, err = a.oneTime.Redeem(ctx, purposePasswordChange, body.PasswordChangeToken, ot.ClientID)
+		}
 		if errors.Is(err, tokens.ErrInvalidOneTimeToken) {
 			return newProblem(http.StatusBadRequest, "invalid_token", "The link is invalid, expired or was already used.")
 		} else if err != nil {

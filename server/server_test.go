@@ -157,7 +157,7 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	f.issuer = f.srv.URL
 	f.audience = f.srv.URL + "/api"
 	verifier, err := tokens.NewVerifier(ctx, tokens.VerifierOptions{
-		JWKSURL: f.issuer + "/.well-known/jwks.json", Issuer: f.issuer, Audience: f.audience,
+		JWKSURL: f.issuer + "/.well-known/jwks.json", Issuer: f.issuer, Audience: f.audience, Now: clk.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +168,7 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 		Issuer:            f.issuer,
 		Clients:           ids,
 		Users:             ids,
-		Tokens:            tokens.NewIssuer(ring, f.issuer, f.audience, time.Now),
+		Tokens:            tokens.NewIssuer(ring, f.issuer, f.audience, clk.Now),
 		Sessions:          sessions,
 		OneTime:           tokens.NewOneTimeTokens(store, clk.Now),
 		Verifier:          verifier,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -142,5 +143,45 @@ func TestAdminCreateNeedsThePasswordOnStdin(t *testing.T) {
 	}
 	if code, _, errOut := cli(t, vars, "a long enough passphrase\n", "admin", "create", "--email", "A@X.TEST", "--name", "A", "--password-stdin"); code == 0 || errOut == "" {
 		t.Errorf("the same e-mail in other case must conflict: %d", code)
+	}
+}
+
+// A shutdown lets the requests in flight finish (SPEC §2): logins that are hashing passwords
+// when SIGTERM arrives still get their tokens, and run returns 0.
+func TestShutdownFinishesRequestsInFlight(t *testing.T) {
+	vars := embeddedVars(t)
+	cfg := setUpLogin(t, vars)
+	// One account per login: concurrent logins of one account would meet its throttle.
+	const n = 8
+	for i := range n {
+		email := fmt.Sprintf("user%d@example.test", i)
+		if code, _, errOut := cli(t, vars, "s3cret passphrase!\n", "admin", "create", "--email", email, "--name", "U", "--password-stdin"); code != 0 {
+			t.Fatal(errOut)
+		}
+	}
+	base, stop := startServer(t, vars)
+	cfg.Endpoint = oauth2.Endpoint{TokenURL: base + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}
+	errs := make(chan error, n)
+	started := make(chan struct{}, n)
+	for i := range n {
+		go func() {
+			started <- struct{}{}
+			_, err := cfg.PasswordCredentialsToken(context.Background(), fmt.Sprintf("user%d@example.test", i), "s3cret passphrase!")
+			errs <- err
+		}()
+	}
+	for range n {
+		<-started
+	}
+	// Let every request connect; argon2id (at most GOMAXPROCS at a time, ~25 ms each) keeps most
+	// of them in flight when the shutdown starts.
+	time.Sleep(100 * time.Millisecond)
+	if code := stop(); code != 0 {
+		t.Errorf("serve exited with %d", code)
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("a login in flight failed during shutdown: %v", err)
+		}
 	}
 }
