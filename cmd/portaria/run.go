@@ -107,10 +107,15 @@ func loadConfig(e env, name string, args []string, extra func(*flag.FlagSet)) (c
 
 // newLogger returns the process logger: text on a terminal, JSON otherwise, unless configured.
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	return newLoggerTo(cfg, w, w)
+}
+
+// newLoggerTo writes to w, choosing the format from what terminal is (the stream w buffers).
+func newLoggerTo(cfg config.Config, w, terminal io.Writer) *slog.Logger {
 	format := cfg.LogFormat
 	if format == "" {
 		format = "json"
-		if f, ok := w.(*os.File); ok {
+		if f, ok := terminal.(*os.File); ok {
 			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 				format = "text"
 			}

@@ -36,7 +36,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	default:
 		return fmt.Errorf("invalid configuration: --role: %q is not all, token or api", role)
 	}
-	log := newLogger(cfg, e.stderr)
+	logOut := newBufferedLog(e.stderr, 100*time.Millisecond)
+	defer logOut.Close()
+	log := newLoggerTo(cfg, logOut, e.stderr)
 	a, err := openApp(ctx, cfg, log, migrate)
 	if err != nil {
 		return err
