@@ -56,6 +56,7 @@ type accountAPI struct {
 	issuer    *tokens.Issuer
 	mail      Mailer
 	trusted   []netip.Prefix
+	rate      RateLimiter
 	// signupOpen is PORTARIA_SIGNUP; decoyKey keys the decoy answers of mfa-info.
 	signupOpen bool
 	decoyKey   []byte
@@ -294,6 +295,17 @@ func (a *accountAPI) forgot(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
+	if err := a.limit(ctx, "forgot-ip", clientIP(r, a.trusted), forgotPerIP); err != nil {
+		return err
+	}
+	// Past the per-account limit the answer stays 202 but nothing is sent (PR-01): the account is
+	// never locked, and the answer still says nothing about it.
+	if ok, _, err := a.rate.Hit(ctx, "forgot-account", identity.NormalizeEmail(body.Email), forgotPerAccount.n, forgotPerAccount.window); err != nil {
+		return err
+	} else if !ok {
+		w.WriteHeader(http.StatusAccepted)
+		return nil
+	}
 	u, err := a.accounts.UserByEmail(ctx, body.Email)
 	if err != nil && !errors.Is(err, identity.ErrNotFound) && !errors.Is(err, identity.ErrInvalid) {
 		return err
@@ -319,6 +331,35 @@ func (a *accountAPI) forgot(w http.ResponseWriter, r *http.Request) error {
 		mail.Render(mail.PasswordReset, preferredLanguage(r), data)
 	}
 	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// Rate limits of the account API (SECURITY.md PR-01; SPEC §4 mfa-info).
+var (
+	forgotPerAccount = rateLimit{n: 5, window: 15 * time.Minute}
+	forgotPerIP      = rateLimit{n: 50, window: 15 * time.Minute}
+	mfaInfoPerIP     = rateLimit{n: 30, window: time.Minute}
+)
+
+type rateLimit struct {
+	n      int
+	window time.Duration
+}
+
+// RateLimiter counts events per key in shared fixed windows; *tokens.RateLimit is one.
+type RateLimiter interface {
+	Hit(ctx context.Context, scope, key string, limit int, window time.Duration) (bool, time.Duration, error)
+}
+
+// limit answers 429 with Retry-After once key has used up its events.
+func (a *accountAPI) limit(ctx context.Context, scope, key string, l rateLimit) error {
+	ok, retry, err := a.rate.Hit(ctx, scope, key, l.n, l.window)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &throttledError{retryAfter: retry}
+	}
 	return nil
 }
 

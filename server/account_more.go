@@ -23,6 +23,9 @@ func (a *accountAPI) mfaInfo(w http.ResponseWriter, r *http.Request) error {
 		return validation(fieldError{Field: "email", Message: "is required"})
 	}
 	ctx := r.Context()
+	if err := a.limit(ctx, "mfa-info-ip", clientIP(r, a.trusted), mfaInfoPerIP); err != nil {
+		return err
+	}
 	var methods []string
 	u, err := a.accounts.UserByEmail(ctx, email)
 	switch {

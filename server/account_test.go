@@ -481,3 +481,31 @@ func TestSignupAndVerification(t *testing.T) {
 		t.Errorf("sign-up with a taken e-mail answers the same: %d", res.StatusCode)
 	}
 }
+
+// PR-01: forgot is rate-limited per account without locking it or changing the answer, and per IP.
+func TestForgotIsRateLimited(t *testing.T) {
+	f := newLoginFixture(t)
+	for i := range 8 {
+		res, _ := f.api(t, "POST", "/api/auth/password/forgot", map[string]string{"email": "ana@acme.test"}, nil)
+		if res.StatusCode != 202 {
+			t.Fatalf("request %d: %d", i, res.StatusCode)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let the queue deliver what it was given
+	if got := len(f.mails(t, 5)); got != 5 {
+		t.Errorf("%d reset e-mails for 8 requests in 15 minutes, want 5", got)
+	}
+	if _, err := f.oauth2Config.PasswordCredentialsToken(context.Background(), "ana@acme.test", userPassword); err != nil {
+		t.Errorf("the account must not be locked: %v", err)
+	}
+	limited := 0
+	for i := range 60 {
+		res, _ := f.api(t, "POST", "/api/auth/password/forgot", map[string]string{"email": "user" + string(rune('a'+i%26)) + "@acme.test"}, nil)
+		if res.StatusCode == 429 {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Error("one IP asking for 60 resets in 15 minutes must be limited")
+	}
+}

@@ -85,6 +85,7 @@ func newAccountAPI(d Deps, auth bearerAuth) *accountAPI {
 		accessTTL: d.DefaultAccessTTL, refreshTL: d.DefaultRefreshTTL, now: d.now(), auth: auth,
 		logins: d.logins(), accounts: d.Accounts, sessions: d.Sessions, oneTime: d.OneTime,
 		issuer: d.Tokens, mail: d.Mail, trusted: d.TrustedProxies, signupOpen: d.Signup, decoyKey: d.DecoyKey,
+		rate: d.RateLimit,
 	}
 }
 

@@ -63,8 +63,9 @@ type Deps struct {
 	// before the server shuts down.
 	Draining *atomic.Bool
 	// MFA checks second factors; Throttle counts failed logins (both required with Users).
-	MFA      MFA
-	Throttle Throttler
+	MFA       MFA
+	Throttle  Throttler
+	RateLimit RateLimiter
 	// Accounts changes users for the account API (*identity.Service); Mail queues its e-mails.
 	Accounts AccountManager
 	Mail     Mailer

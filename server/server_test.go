@@ -183,6 +183,7 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 		Now:               clk.Now,
 		MFA:               ids,
 		Accounts:          ids,
+		RateLimit:         tokens.NewRateLimit(store, clk.Now),
 		Throttle:          tokens.NewThrottle(store, tokens.ThrottleOptions{Now: clk.Now, AccountFailures: cfg.accountFailures}),
 		Mail:              testMailer{queue},
 		DecoyKey:          keys.DeriveKey(master, "decoy"),

@@ -211,6 +211,8 @@ func TestEnumerationTiming(t *testing.T) {
 			unknown: func() {
 				expect("forgot, unknown", f.rawDo(t, "POST", "/api/auth/password/forgot", forgotBody("nobody@acme.test"), "", ""), 202)
 			},
+			// Forgot is rate-limited per account and IP in 15-minute windows: each pair gets its own.
+			between: func(int) { f.clock.Advance(15 * time.Minute) },
 		},
 		{
 			name: "mfa-info",
@@ -220,6 +222,8 @@ func TestEnumerationTiming(t *testing.T) {
 			unknown: func() {
 				expect("mfa-info, unknown", f.rawDo(t, "GET", "/api/auth/mfa-info?email=nobody%40acme.test", "", "", ""), 200)
 			},
+			// mfa-info is rate-limited per IP per minute.
+			between: func(int) { f.clock.Advance(time.Minute) },
 		},
 		{
 			name: "token endpoint, wrong password vs unknown user",

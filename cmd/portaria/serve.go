@@ -118,6 +118,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		OpenAPI:           portaria.OpenAPI,
 		MFA:               a.identity,
 		Throttle:          a.throttle,
+		RateLimit:         tokens.NewRateLimit(a.tokenStore, time.Now),
 		Accounts:          a.identity,
 		Mail:              queuedMail{q: mailer},
 		CookieSecure:      *cfg.CookieSecure,
