@@ -491,26 +491,34 @@ func (a *accountAPI) change(w http.ResponseWriter, r *http.Request) error {
 	if err := a.accounts.SetPassword(ctx, userID, body.NewPassword); err != nil {
 		return err
 	}
-	if err := a.sessions.RevokeUser(ctx, userID); err != nil {
-		return err
-	}
 	u, err := a.accounts.User(ctx, userID)
 	if err != nil {
 		return err
 	}
-	a.notify(ctx, r, mail.PasswordChanged, u)
-	if _, err := r.Cookie(RefreshCookie); err == nil {
-		// The browser that changed the password keeps working, in a new session.
-		refresh, sess, err := a.sessions.Start(ctx, tokens.Session{UserID: u.ID, ClientID: BrowserClient, Org: u.OrgID, AMR: amr, AuthTime: a.now()}, a.refreshTL)
-		if err != nil {
-			return err
-		}
-		if _, err := a.setCookies(w, ctx, u, sess, refresh); err != nil {
-			return err
-		}
+	if err := a.endSessions(w, r, u, amr); err != nil {
+		return err
 	}
+	a.notify(ctx, r, mail.PasswordChanged, u)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// endSessions ends every session of u after a security change (password, 2FA: RT-06), failing
+// closed. A browser that made the change keeps working in a new session, in fresh cookies.
+func (a *accountAPI) endSessions(w http.ResponseWriter, r *http.Request, u identity.User, amr []string) error {
+	ctx := r.Context()
+	if err := a.sessions.RevokeUser(ctx, u.ID); err != nil {
+		return err
+	}
+	if _, err := r.Cookie(RefreshCookie); err != nil {
+		return nil
+	}
+	refresh, sess, err := a.sessions.Start(ctx, tokens.Session{UserID: u.ID, ClientID: BrowserClient, Org: u.OrgID, AMR: amr, AuthTime: a.now()}, a.refreshTL)
+	if err != nil {
+		return err
+	}
+	_, err = a.setCookies(w, ctx, u, sess, refresh)
+	return err
 }
 
 // totpSetup is POST /api/auth/mfa/totp/setup.
@@ -550,8 +558,8 @@ func (a *accountAPI) totpConfirm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if u, err := a.accounts.User(r.Context(), claims.Subject); err == nil {
-		a.notify(r.Context(), r, mail.MFAChanged, u)
+	if err := a.afterMFAChange(w, r, claims); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string][]string{"recovery_codes": codes})
 	return nil
@@ -581,10 +589,23 @@ func (a *accountAPI) totpDisable(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	if u, err := a.accounts.User(r.Context(), claims.Subject); err == nil {
-		a.notify(r.Context(), r, mail.MFAChanged, u)
+	if err := a.afterMFAChange(w, r, claims); err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// afterMFAChange ends the user's sessions (a browser caller keeps one) and sends the notice.
+func (a *accountAPI) afterMFAChange(w http.ResponseWriter, r *http.Request, claims tokens.AccessClaims) error {
+	u, err := a.accounts.User(r.Context(), claims.Subject)
+	if err != nil {
+		return err
+	}
+	if err := a.endSessions(w, r, u, claims.AMR); err != nil {
+		return err
+	}
+	a.notify(r.Context(), r, mail.MFAChanged, u)
 	return nil
 }
 

@@ -509,3 +509,33 @@ func TestForgotIsRateLimited(t *testing.T) {
 		t.Error("one IP asking for 60 resets in 15 minutes must be limited")
 	}
 }
+
+// RT-06: turning 2FA on or off ends the user's other sessions; the browser that did it keeps one.
+func TestMFAChangesEndOtherSessions(t *testing.T) {
+	f := newLoginFixture(t)
+	device := f.login(t)
+	secret, _ := f.enrolTOTP(t)
+	if res, _ := f.refresh(t, device.RefreshToken, ""); res.StatusCode != 400 {
+		t.Errorf("a session from before 2FA was turned on still refreshes: %d", res.StatusCode)
+	}
+	// Log in again in a browser (with the code) and turn 2FA off with password and code.
+	code, _ := totp.GenerateCode(secret, f.clock.Now())
+	res, body := f.api(t, "POST", "/api/auth/login", map[string]string{"email": "ana@acme.test", "password": userPassword, "otp": code}, nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("login with otp: %d %v", res.StatusCode, body)
+	}
+	cookies := []*http.Cookie{cookieNamed(res, "accessToken"), cookieNamed(res, "refreshToken")}
+	f.clock.Advance(30 * time.Second)
+	code, _ = totp.GenerateCode(secret, f.clock.Now())
+	res, body = f.api(t, "POST", "/api/auth/mfa/totp/disable", map[string]string{"password": userPassword, "otp": code}, cookies)
+	if res.StatusCode != 204 || cookieNamed(res, "accessToken") == nil {
+		t.Fatalf("disable: %d %v", res.StatusCode, body)
+	}
+	if res, _ := f.api(t, "POST", "/api/auth/refresh", nil, cookies); res.StatusCode != 401 {
+		t.Errorf("the browser's old session must end too: %d", res.StatusCode)
+	}
+	fresh := []*http.Cookie{cookieNamed(res, "accessToken"), cookieNamed(res, "refreshToken")}
+	if res, _ := f.api(t, "GET", "/api/auth/me", nil, fresh[:1]); res.StatusCode != 200 {
+		t.Errorf("the browser keeps a fresh session: %d", res.StatusCode)
+	}
+}
