@@ -215,14 +215,7 @@ func (e *tokenEndpoint) mfa(w http.ResponseWriter, r *http.Request, c identity.C
 	if err != nil {
 		return err
 	}
-	req := tokens.AccessRequest{Subject: u.ID, ClientID: c.ID, Scope: scope, TTL: ttl, Once: once}
-	userLogin{user: u, sess: sess}.claims(&req)
-	access, _, err := e.issuer.Access(ctx, req)
-	if err != nil {
-		return err
-	}
-	answer := tokenAnswer{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}
-	return e.finishUserAnswer(w, ctx, c, u, sess, scope, refresh, answer)
+	return e.mintUserAnswer(w, ctx, c, u, sess, scope, ttl, once, refresh)
 }
 
 // refresh is the refresh_token grant, done by tokens.Sessions (rotation with reuse detection and
@@ -277,6 +270,13 @@ func (e *tokenEndpoint) refresh(w http.ResponseWriter, r *http.Request, c identi
 			return err
 		}
 	}
+	return e.mintUserAnswer(w, ctx, c, u, sess, scope, ttl, once, next)
+}
+
+// mintUserAnswer mints the access token of a user's session itself (the grants go-oauth2 does not
+// run: MFA and refresh) and writes the answer.
+func (e *tokenEndpoint) mintUserAnswer(w http.ResponseWriter, ctx context.Context, c identity.Client, u identity.User,
+	sess tokens.Session, scope []string, ttl time.Duration, once bool, refresh string) error {
 	req := tokens.AccessRequest{Subject: u.ID, ClientID: c.ID, Scope: scope, TTL: ttl, Once: once}
 	userLogin{user: u, sess: sess}.claims(&req)
 	access, _, err := e.issuer.Access(ctx, req)
@@ -284,7 +284,7 @@ func (e *tokenEndpoint) refresh(w http.ResponseWriter, r *http.Request, c identi
 		return err
 	}
 	answer := tokenAnswer{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}
-	return e.finishUserAnswer(w, ctx, c, u, sess, scope, next, answer)
+	return e.finishUserAnswer(w, ctx, c, u, sess, scope, refresh, answer)
 }
 
 var errInactive = errors.New("user or organization inactive")
