@@ -37,6 +37,7 @@ type Config struct {
 	MailFrom        string        `env:"MAIL_FROM" help:"From address of account e-mails (default: portaria@ the issuer's host)"`
 	AccessTokenTTL  time.Duration `env:"ACCESS_TOKEN_TTL" help:"default access-token lifetime"`
 	RefreshTokenTTL time.Duration `env:"REFRESH_TOKEN_TTL" help:"default refresh-token family lifetime (absolute)"`
+	RefreshIdleTTL  time.Duration `env:"REFRESH_IDLE_TTL" help:"a session whose refresh token goes unused this long ends (0: no idle timeout)"`
 	SigningAlg      string        `env:"SIGNING_ALG" help:"ES256, EdDSA or RS256"`
 	KeyRotation     time.Duration `env:"KEY_ROTATION" help:"how often a new signing key becomes active"`
 	Signup          bool          `env:"SIGNUP" help:"allow self sign-up"`
@@ -234,6 +235,9 @@ func (c Config) Validate() error {
 		if p.d <= 0 {
 			bad(p.env, "must be a positive duration")
 		}
+	}
+	if c.RefreshIdleTTL < 0 {
+		bad("REFRESH_IDLE_TTL", "must not be negative")
 	}
 	if c.AccessTokenTTL > MaxAccessTokenTTL {
 		bad("ACCESS_TOKEN_TTL", "must be at most %s", MaxAccessTokenTTL)

@@ -54,6 +54,10 @@ type SessionOptions struct {
 	// MaxLifetime is the longest lifetime of any family; Start shortens longer ones. The per-user
 	// revocation mark lives this long (default 30 days).
 	MaxLifetime time.Duration
+	// IdleTimeout, if positive, ends a session whose refresh token goes unused this long
+	// (RT-05); each rotation starts it again, within the absolute lifetime. 0: only the absolute
+	// lifetime applies.
+	IdleTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// OnReuse, if not nil, is called once when reuse of a refresh token revokes a family: the
@@ -93,6 +97,7 @@ type SessionOptions struct {
 type Sessions struct {
 	store        Store
 	grace        time.Duration
+	idle         time.Duration
 	key          []byte
 	log          RevocationLog
 	maxAccessTTL time.Duration
@@ -126,6 +131,7 @@ func NewSessions(store Store, opts SessionOptions) *Sessions {
 	return &Sessions{
 		store:        store,
 		grace:        opts.Grace,
+		idle:         max(opts.IdleTimeout, 0),
 		key:          append([]byte(nil), opts.SuccessorKey...),
 		log:          opts.Log,
 		maxAccessTTL: opts.MaxAccessTTL,
@@ -162,7 +168,7 @@ func (s *Sessions) Start(ctx context.Context, sess Session, ttl time.Duration) (
 		return "", Session{}, fmt.Errorf("start session: %w", err)
 	}
 	token := sess.ID + "." + RandomSecret()
-	if err := s.store.Put(ctx, tokenKey(sess.ID, token), tokenRecord(sess), ttl); err != nil {
+	if err := s.store.Put(ctx, tokenKey(sess.ID, token), tokenRecord(sess), s.tokenTTL(ttl)); err != nil {
 		return "", Session{}, fmt.Errorf("start session: %w", err)
 	}
 	if s.index != nil {
@@ -253,7 +259,7 @@ func (s *Sessions) rotate(ctx context.Context, sid, token string, record []byte,
 	// that the successor exists, or existed and has been used; then the time of use for List.
 	at := strconv.AppendInt(nil, now.UnixMilli(), 10)
 	entries := []Entry{
-		{Key: tokenKey(sid, successor), Value: tokenRecord(sess), TTL: remaining},
+		{Key: tokenKey(sid, successor), Value: tokenRecord(sess), TTL: s.tokenTTL(remaining)},
 		{Key: usedKey(sid, token), Value: at, TTL: remaining},
 	}
 	if s.index != nil {
@@ -263,6 +269,15 @@ func (s *Sessions) rotate(ctx context.Context, sid, token string, record []byte,
 		return "", Session{}, fmt.Errorf("refresh: store successor: %w", err)
 	}
 	return successor, sess, nil
+}
+
+// tokenTTL is how long an unused refresh token lives: the family's remaining lifetime, or the
+// idle timeout when that is shorter.
+func (s *Sessions) tokenTTL(remaining time.Duration) time.Duration {
+	if s.idle > 0 && s.idle < remaining {
+		return s.idle
+	}
+	return remaining
 }
 
 // restore puts back the record of token, which this caller took but could not use, until

@@ -130,6 +130,7 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, migrate b
 	a.sessions = tokens.NewSessions(a.tokenStore, tokens.SessionOptions{
 		Index:        a.sessionIdx,
 		Grace:        cfg.RefreshGrace,
+		IdleTimeout:  cfg.RefreshIdleTTL,
 		SuccessorKey: keys.DeriveKey(master, "portaria refresh successor v1"),
 		Log:          a.revlog,
 		MaxAccessTTL: config.MaxAccessTokenTTL + cfg.ClockSkew,
