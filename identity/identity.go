@@ -111,6 +111,9 @@ type OrganizationStore interface {
 	// UpdateOrganization is the read-modify-write of one organization, atomic like UpdateClient.
 	// ID and CreatedAt cannot change.
 	UpdateOrganization(ctx context.Context, id string, update func(Organization) (Organization, error)) (Organization, error)
+	// Organizations returns at most limit organizations whose ID is greater than after ("" for
+	// the first page), ordered by ID: one index range scan, whatever the page.
+	Organizations(ctx context.Context, after string, limit int) ([]Organization, error)
 }
 
 // UserStore persists users, their password hashes included. The key under which e-mails are

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -59,4 +60,93 @@ func (s *Service) SetOrganizationActive(ctx context.Context, id string, active b
 		return fmt.Errorf("set active of organization %q: %w", id, err)
 	}
 	return nil
+}
+
+// Page limits of lists (SPEC §5).
+const (
+	DefaultPageLimit = 50
+	MaxPageLimit     = 500
+)
+
+// Page asks for one page of a list: at most Limit items (DefaultPageLimit when 0) after the
+// opaque Cursor of the previous page ("" for the first).
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
+// encodeCursor makes the opaque cursor that continues a list after the record with this ID.
+func encodeCursor(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(id))
+}
+
+// decodeCursor returns the ID a cursor continues after, adding a field error if it is not one
+// this package made.
+func decodeCursor(v *ValidationError, cursor string) string {
+	if cursor == "" {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || !isID(string(b)) {
+		v.add("cursor", "is not a cursor of this list")
+		return ""
+	}
+	return string(b)
+}
+
+// checkPage validates p and returns the ID to continue after and the page size.
+func checkPage(p Page) (string, int, error) {
+	var v ValidationError
+	limit := p.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultPageLimit
+	case limit < 1 || limit > MaxPageLimit:
+		v.add("limit", "must be between 1 and %d", MaxPageLimit)
+	}
+	after := decodeCursor(&v, p.Cursor)
+	return after, limit, v.err()
+}
+
+// ListOrganizations returns one page of organizations, active or not, in creation order, and
+// the cursor of the next page ("" after the last).
+func (s *Service) ListOrganizations(ctx context.Context, p Page) ([]Organization, string, error) {
+	after, limit, err := checkPage(p)
+	if err != nil {
+		return nil, "", err
+	}
+	// One more than asked says whether another page follows, without a count.
+	list, err := s.store.Organizations(ctx, after, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list organizations: %w", err)
+	}
+	next := ""
+	if len(list) > limit {
+		list = list[:limit]
+		next = encodeCursor(list[limit-1].ID)
+	}
+	return list, next, nil
+}
+
+// RenameOrganization changes an organization's name and returns the organization.
+func (s *Service) RenameOrganization(ctx context.Context, id, name string) (Organization, error) {
+	var v ValidationError
+	validateName(&v, name)
+	if err := v.err(); err != nil {
+		return Organization{}, err
+	}
+	defer s.orgs.forget(id)
+	err := ErrNotFound
+	var o Organization
+	if isID(id) {
+		o, err = s.store.UpdateOrganization(ctx, id, func(o Organization) (Organization, error) {
+			o.Name = name
+			o.UpdatedAt = s.timestamp()
+			return o, nil
+		})
+	}
+	if err != nil {
+		return Organization{}, fmt.Errorf("rename organization %q: %w", id, err)
+	}
+	return o, nil
 }

@@ -75,6 +75,55 @@ func TestOrganizations(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a rename validates the name and is read back through the cache", func(t *testing.T) {
+		if _, err := e.svc.Organization(t.Context(), o.ID); err != nil { // cached
+			t.Fatal(err)
+		}
+		if _, err := e.svc.RenameOrganization(t.Context(), o.ID, " "); !slices.Equal(fieldsOf(t, err), []string{"name"}) {
+			t.Errorf("blank name: got %v", err)
+		}
+		got, err := e.svc.RenameOrganization(t.Context(), o.ID, "Acme SA")
+		if err != nil || got.Name != "Acme SA" {
+			t.Fatalf("got %+v, %v", got, err)
+		}
+		if got, _ := e.svc.Organization(t.Context(), o.ID); got.Name != "Acme SA" {
+			t.Errorf("read back %q", got.Name)
+		}
+	})
+	t.Run("lists page by cursor and refuse bad pages", func(t *testing.T) {
+		for range 4 {
+			if _, err := e.svc.CreateOrganization(t.Context(), "More"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var ids []string
+		cursor := ""
+		for pages := 0; ; pages++ {
+			list, next, err := e.svc.ListOrganizations(t.Context(), identity.Page{Limit: 2, Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range list {
+				ids = append(ids, x.ID)
+			}
+			if next == "" {
+				break
+			}
+			if pages > 5 {
+				t.Fatal("too many pages")
+			}
+			cursor = next
+		}
+		if len(ids) != 5 || !slices.IsSorted(ids) || ids[0] != o.ID {
+			t.Errorf("listed %v", ids)
+		}
+		for _, p := range []identity.Page{{Cursor: "!!"}, {Cursor: "YWNtZQ"}, {Limit: -1}, {Limit: 501}} {
+			_, _, err := e.svc.ListOrganizations(t.Context(), p)
+			if got := fieldsOf(t, err); len(got) != 1 {
+				t.Errorf("%+v: fields %v", p, got)
+			}
+		}
+	})
 	t.Run("an unknown organization is not found", func(t *testing.T) {
 		for _, id := range []string{uuid.Must(uuid.NewV7()).String(), "", "acme", strings.ToUpper(o.ID)} {
 			if _, err := e.svc.Organization(t.Context(), id); !errors.Is(err, identity.ErrNotFound) {
@@ -82,6 +131,9 @@ func TestOrganizations(t *testing.T) {
 			}
 			if err := e.svc.SetOrganizationActive(t.Context(), id, false); !errors.Is(err, identity.ErrNotFound) {
 				t.Errorf("SetOrganizationActive(%q): got %v, want ErrNotFound", id, err)
+			}
+			if _, err := e.svc.RenameOrganization(t.Context(), id, "New"); !errors.Is(err, identity.ErrNotFound) {
+				t.Errorf("RenameOrganization(%q): got %v, want ErrNotFound", id, err)
 			}
 		}
 	})

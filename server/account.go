@@ -199,3 +199,17 @@ func (l logins) succeed(ctx context.Context, clientID, account string, u identit
 	}
 	return u, nil
 }
+
+// failureReason names a login error for the login-failure metric ("" for what is not a failure).
+func failureReason(err error) string {
+	var throttled *throttledError
+	switch {
+	case errors.Is(err, errBadCredentials):
+		return "credentials"
+	case errors.Is(err, errInvalidOTP):
+		return "otp"
+	case errors.As(err, &throttled):
+		return "throttled"
+	}
+	return "other"
+}

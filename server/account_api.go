@@ -27,6 +27,7 @@ type Mailer interface {
 type AccountManager interface {
 	UserDirectory
 	MFA
+	OrganizationManager
 	UserByEmail(ctx context.Context, email string) (identity.User, error)
 	CheckPassword(ctx context.Context, userID, password string) error
 	SetPassword(ctx context.Context, userID, newPassword string) error
@@ -57,6 +58,7 @@ type accountAPI struct {
 	mail      Mailer
 	trusted   []netip.Prefix
 	rate      RateLimiter
+	metrics   *Metrics
 	// signupOpen is PORTARIA_SIGNUP; decoyKey keys the decoy answers of mfa-info.
 	signupOpen bool
 	decoyKey   []byte
@@ -88,6 +90,9 @@ func (a *accountAPI) unsafe(fn func(w http.ResponseWriter, r *http.Request) erro
 
 // loginProblem maps the login errors to problem+json answers (SPEC §4).
 func (a *accountAPI) loginProblem(err error) error {
+	if reason := failureReason(err); reason != "other" {
+		a.metrics.LoginFailure(reason)
+	}
 	var (
 		throttled *throttledError
 		mfa       *mfaRequiredError
@@ -181,6 +186,7 @@ func (a *accountAPI) startSession(w http.ResponseWriter, r *http.Request, u iden
 	if err != nil {
 		return err
 	}
+	a.metrics.TokenIssued("cookie_login")
 	return writeMe(w, ctx, a.accounts, claims)
 }
 

@@ -113,12 +113,12 @@ func (e *tokenEndpoint) password(w http.ResponseWriter, r *http.Request, c ident
 		ExpiresIn:   int64(ti.GetAccessExpiresIn() / time.Second),
 		Scope:       ti.GetScope(),
 	}
-	return e.finishUserAnswer(w, ctx, c, u, sess, scope, refresh, answer)
+	return e.finishUserAnswer(w, ctx, grantPassword, c, u, sess, scope, refresh, answer)
 }
 
 // finishUserAnswer adds the refresh token (for clients allowed to refresh) and the ID token (for
 // the openid scope) and writes the answer.
-func (e *tokenEndpoint) finishUserAnswer(w http.ResponseWriter, ctx context.Context, c identity.Client, u identity.User,
+func (e *tokenEndpoint) finishUserAnswer(w http.ResponseWriter, ctx context.Context, grant string, c identity.Client, u identity.User,
 	sess tokens.Session, scope []string, refresh string, answer tokenAnswer) error {
 	if c.AllowsGrant(grantRefreshToken) {
 		answer.RefreshToken = refresh
@@ -140,6 +140,7 @@ func (e *tokenEndpoint) finishUserAnswer(w http.ResponseWriter, ctx context.Cont
 		}
 		answer.IDToken = id
 	}
+	e.metrics.TokenIssued(grant)
 	writeTokenJSON(w, http.StatusOK, answer)
 	return nil
 }
@@ -148,6 +149,9 @@ func (e *tokenEndpoint) finishUserAnswer(w http.ResponseWriter, ctx context.Cont
 // code is invalid_grant; a throttled account or IP is 429 with Retry-After; a second factor or a
 // password change due is 403 with the token that continues the flow (no access token, PW-06/07).
 func (e *tokenEndpoint) loginError(w http.ResponseWriter, err error) error {
+	if reason := failureReason(err); reason != "other" {
+		e.metrics.LoginFailure(reason)
+	}
 	var (
 		throttled *throttledError
 		mfa       *mfaRequiredError
@@ -215,7 +219,7 @@ func (e *tokenEndpoint) mfa(w http.ResponseWriter, r *http.Request, c identity.C
 	if err != nil {
 		return err
 	}
-	return e.mintUserAnswer(w, ctx, c, u, sess, scope, ttl, once, refresh)
+	return e.mintUserAnswer(w, ctx, grantMFA, c, u, sess, scope, ttl, once, refresh)
 }
 
 // refresh is the refresh_token grant, done by tokens.Sessions (rotation with reuse detection and
@@ -270,12 +274,12 @@ func (e *tokenEndpoint) refresh(w http.ResponseWriter, r *http.Request, c identi
 			return err
 		}
 	}
-	return e.mintUserAnswer(w, ctx, c, u, sess, scope, ttl, once, next)
+	return e.mintUserAnswer(w, ctx, grantRefreshToken, c, u, sess, scope, ttl, once, next)
 }
 
 // mintUserAnswer mints the access token of a user's session itself (the grants go-oauth2 does not
 // run: MFA and refresh) and writes the answer.
-func (e *tokenEndpoint) mintUserAnswer(w http.ResponseWriter, ctx context.Context, c identity.Client, u identity.User,
+func (e *tokenEndpoint) mintUserAnswer(w http.ResponseWriter, ctx context.Context, grant string, c identity.Client, u identity.User,
 	sess tokens.Session, scope []string, ttl time.Duration, once bool, refresh string) error {
 	req := tokens.AccessRequest{Subject: u.ID, ClientID: c.ID, Scope: scope, TTL: ttl, Once: once}
 	userLogin{user: u, sess: sess}.claims(&req)
@@ -284,7 +288,7 @@ func (e *tokenEndpoint) mintUserAnswer(w http.ResponseWriter, ctx context.Contex
 		return err
 	}
 	answer := tokenAnswer{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}
-	return e.finishUserAnswer(w, ctx, c, u, sess, scope, refresh, answer)
+	return e.finishUserAnswer(w, ctx, grant, c, u, sess, scope, refresh, answer)
 }
 
 var errInactive = errors.New("user or organization inactive")

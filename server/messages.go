@@ -100,6 +100,8 @@ var ptMessages = map[string]string{
 	// Field messages of identity.ValidationError.
 	"must be a UUID":                    "deve ser um UUID",
 	"must be valid UTF-8":               "deve ser UTF-8 válido",
+	"is not a cursor of this list":      "não é um cursor desta lista",
+	"must be between 1 and %s":          "deve estar entre 1 e %s",
 	"must not be blank":                 "não pode ficar em branco",
 	"must be at most %s characters":     "deve ter no máximo %s caracteres",
 	"must be at least %s characters":    "deve ter pelo menos %s caracteres",

@@ -70,7 +70,7 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 
 // withAccessLog logs one line per request: never the query string, headers or body, which can
 // carry credentials.
-func withAccessLog(log *slog.Logger, next http.Handler) http.Handler {
+func withAccessLog(log *slog.Logger, metrics *Metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
@@ -79,6 +79,7 @@ func withAccessLog(log *slog.Logger, next http.Handler) http.Handler {
 		if route == "" {
 			route = "unmatched"
 		}
+		metrics.observe(route, r.Method, rec.status, time.Since(start))
 		if !log.Enabled(r.Context(), slog.LevelInfo) {
 			return
 		}

@@ -26,6 +26,7 @@ func routes(d Deps) []route {
 		{pattern: "GET /healthz", handler: handleHealthz()},
 		{pattern: "GET /readyz", handler: handleReadyz(d.Checks, d.Draining)},
 		{pattern: "GET /openapi.yaml", handler: handleOpenAPI(d.OpenAPI)},
+		{pattern: "GET /metrics", handler: d.Metrics.handler()},
 	}
 	if d.Role == RoleAll || d.Role == RoleToken {
 		meta := handleMetadata(d)
@@ -67,6 +68,11 @@ func routes(d Deps) []route {
 			route{pattern: "DELETE /api/auth/sessions/{sid}", handler: a.unsafe(a.deleteSession)},
 			route{pattern: "POST /api/auth/sessions/revoke", handler: a.unsafe(a.revokeUserSessions)},
 			route{pattern: "POST /api/users/{user}/password/expire", handler: a.unsafe(a.expirePassword)},
+			route{pattern: "POST /api/organizations", handler: a.unsafe(a.createOrganization)},
+			route{pattern: "GET /api/organizations", handler: a.handle(a.listOrganizations)},
+			route{pattern: "GET /api/organizations/{org}", handler: a.handle(a.getOrganization)},
+			route{pattern: "PATCH /api/organizations/{org}", handler: a.unsafe(a.renameOrganization)},
+			route{pattern: "POST /api/organizations/{org}/deactivate", handler: a.unsafe(a.deactivateOrganization)},
 		)
 	}
 	for i, r := range rs {
@@ -84,7 +90,7 @@ func newAccountAPI(d Deps, auth bearerAuth) *accountAPI {
 		log: d.Logger, issuerURL: d.Issuer, cors: d.CORSOrigins, secure: d.CookieSecure,
 		accessTTL: d.DefaultAccessTTL, refreshTL: d.DefaultRefreshTTL, now: d.now(), auth: auth,
 		logins: d.logins(), accounts: d.Accounts, sessions: d.Sessions, oneTime: d.OneTime,
-		issuer: d.Tokens, mail: d.Mail, trusted: d.TrustedProxies, signupOpen: d.Signup, decoyKey: d.DecoyKey,
+		issuer: d.Tokens, mail: d.Mail, metrics: d.Metrics, trusted: d.TrustedProxies, signupOpen: d.Signup, decoyKey: d.DecoyKey,
 		rate: d.RateLimit,
 	}
 }

@@ -77,6 +77,8 @@ type Deps struct {
 	DecoyKey     []byte
 	// TrustedProxies are the networks whose X-Forwarded-For is believed for the client IP.
 	TrustedProxies []netip.Prefix
+	// Metrics, if set, are served at /metrics and fed by the handlers.
+	Metrics *Metrics
 	// OpenAPI is the document served at /openapi.yaml.
 	OpenAPI []byte
 	// Now is the clock (time.Now if nil).
@@ -115,7 +117,7 @@ func NewServer(d Deps) http.Handler {
 	var h http.Handler = mux
 	h = withSecurityHeaders(h)
 	h = withRecover(d.Logger, h)
-	h = withAccessLog(d.Logger, h)
+	h = withAccessLog(d.Logger, d.Metrics, h)
 	h = withRequestID(h)
 	return h
 }

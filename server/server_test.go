@@ -31,6 +31,7 @@ import (
 // fixture is a running token server and resource API on a fresh SQLite database, with token
 // state in SQLite or, with redisTokens, in Redis.
 type fixture struct {
+	metrics  *server.Metrics
 	outbox   string // the e-mails the server sent, as .eml files
 	srv      *httptest.Server
 	ids      *identity.Service
@@ -127,9 +128,11 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 		store = cfg.tokenStore(t, db)
 	}
 	revlog := tokensql.NewRevocationLog(db, clk.Now)
+	metrics := server.NewMetrics()
 	sessions := tokens.NewSessions(store, tokens.SessionOptions{
 		Grace: cfg.grace, SuccessorKey: keys.DeriveKey(master, "successor"), Log: revlog, Now: clk.Now,
-		Index: tokensql.NewSessionIndex(db, clk.Now),
+		Index:   tokensql.NewSessionIndex(db, clk.Now),
+		OnReuse: func(context.Context, tokens.Session) { metrics.RefreshReuse() },
 	})
 	revoked := tokens.NewRevocationCache(revlog, time.Second, clk.Now)
 
@@ -143,7 +146,7 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	go queue.Run(mailCtx)
 	t.Cleanup(stopMail)
 
-	f := &fixture{ids: ids, ring: ring, sessions: sessions, revoked: revoked, clock: clk, outbox: outbox}
+	f := &fixture{metrics: metrics, ids: ids, ring: ring, sessions: sessions, revoked: revoked, clock: clk, outbox: outbox}
 	// The issuer is the test server's own URL, known only once it listens.
 	var h atomic.Pointer[http.Handler]
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -188,6 +191,7 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 		Mail:              testMailer{queue},
 		DecoyKey:          keys.DeriveKey(master, "decoy"),
 		Signup:            true,
+		Metrics:           f.metrics,
 	})
 	h.Store(&handler)
 	return f

@@ -47,6 +47,7 @@ type tokenEndpoint struct {
 	verifier   AccessVerifier
 	logins     logins
 	trusted    []netip.Prefix
+	metrics    *Metrics
 	oauth      *oauth2server.Server
 	defaultTTL time.Duration
 	maxTTL     time.Duration
@@ -68,7 +69,7 @@ func newTokenEndpoint(d Deps) *tokenEndpoint {
 	}, m)
 	return &tokenEndpoint{
 		log: d.Logger, clients: d.Clients, users: d.Users, sessions: d.Sessions, oneTime: d.OneTime,
-		issuer: d.Tokens, verifier: d.Verifier, oauth: srv, logins: d.logins(), trusted: d.TrustedProxies, defaultTTL: d.DefaultAccessTTL, maxTTL: d.MaxAccessTTL,
+		issuer: d.Tokens, verifier: d.Verifier, oauth: srv, logins: d.logins(), trusted: d.TrustedProxies, metrics: d.Metrics, defaultTTL: d.DefaultAccessTTL, maxTTL: d.MaxAccessTTL,
 		refreshTTL: d.DefaultRefreshTTL, now: d.now(),
 	}
 }
@@ -267,6 +268,7 @@ func (e *tokenEndpoint) clientCredentials(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return fromOAuth2(err)
 	}
+	e.metrics.TokenIssued(grantClientCredentials)
 	writeTokenJSON(w, http.StatusOK, tokenAnswer{
 		AccessToken: ti.GetAccess(),
 		TokenType:   "Bearer",

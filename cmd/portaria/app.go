@@ -55,6 +55,7 @@ type app struct {
 	oneTime    *tokens.OneTimeTokens
 	throttle   *tokens.Throttle
 	master     []byte
+	metrics    *server.Metrics
 }
 
 // migrationSets lists every domain's migrations, in dependency order.
@@ -127,7 +128,12 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, migrate b
 	// token-store restart and be shared by every instance.
 	a.revlog = tokensql.NewRevocationLog(db, time.Now)
 	a.sessionIdx = tokensql.NewSessionIndex(db, time.Now)
+	a.metrics = server.NewMetrics()
 	a.sessions = tokens.NewSessions(a.tokenStore, tokens.SessionOptions{
+		OnReuse: func(ctx context.Context, s tokens.Session) {
+			a.metrics.RefreshReuse()
+			log.WarnContext(ctx, "refresh token reuse: session revoked", "sid", s.ID, "user", s.UserID, "client", s.ClientID)
+		},
 		Index:        a.sessionIdx,
 		Grace:        cfg.RefreshGrace,
 		IdleTimeout:  cfg.RefreshIdleTTL,

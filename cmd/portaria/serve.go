@@ -116,6 +116,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		SigningAlg:        cfg.SigningAlg,
 		Checks:            checks,
 		OpenAPI:           portaria.OpenAPI,
+		Metrics:           a.metrics,
 		MFA:               a.identity,
 		Throttle:          a.throttle,
 		RateLimit:         tokens.NewRateLimit(a.tokenStore, time.Now),

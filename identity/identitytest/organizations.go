@@ -3,6 +3,7 @@ package identitytest
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -104,4 +105,61 @@ func testUpdateOrganizationAborts(t *testing.T, s identity.Store) {
 		t.Errorf("got %v, want the updater's error", err)
 	}
 	sameOrganization(t, getOrganization(t, s, o.ID), o)
+}
+
+func testListOrganizations(t *testing.T, s identity.Store) {
+	var want []string
+	for range 5 {
+		want = append(want, createOrganization(t, s).ID)
+	}
+	inactive := newOrganization()
+	inactive.Active = false
+	if err := s.CreateOrganization(t.Context(), inactive); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, inactive.ID)
+	// Walk every page of two; the store may hold other organizations, ours must come in order.
+	var got []string
+	seen := map[string]bool{}
+	after := ""
+	for {
+		page, err := s.Organizations(t.Context(), after, 2)
+		if err != nil {
+			t.Fatalf("Organizations: %v", err)
+		}
+		if len(page) > 2 {
+			t.Fatalf("page of %d, want at most 2", len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, o := range page {
+			if o.ID <= after {
+				t.Fatalf("id %s not after %s", o.ID, after)
+			}
+			if seen[o.ID] {
+				t.Fatalf("id %s listed twice", o.ID)
+			}
+			seen[o.ID] = true
+			after = o.ID
+			if slices.Contains(want, o.ID) {
+				got = append(got, o.ID)
+				if o.ID == inactive.ID {
+					sameOrganization(t, o, inactive)
+				}
+			}
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("listed %v, want %v", got, want)
+	}
+	if page, err := s.Organizations(t.Context(), want[len(want)-1], 10); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, o := range page {
+			if slices.Contains(want, o.ID) {
+				t.Errorf("page after the last one holds %s", o.ID)
+			}
+		}
+	}
 }

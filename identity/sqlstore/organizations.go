@@ -64,3 +64,19 @@ func (s *Store) UpdateOrganization(ctx context.Context, id string, update func(i
 	}
 	return updated, nil
 }
+
+func (s *Store) Organizations(ctx context.Context, after string, limit int) ([]identity.Organization, error) {
+	var rows []organizationRow
+	q := s.db.NewSelect().Model(&rows).OrderExpr("id ASC").Limit(int64(limit))
+	if after != "" {
+		q = q.Where("id > ?", after)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, translate(err)
+	}
+	list := make([]identity.Organization, len(rows))
+	for i, r := range rows {
+		list[i] = r.organization()
+	}
+	return list, nil
+}
