@@ -131,6 +131,8 @@ type UserStore interface {
 	// hash changes through it too. ID and CreatedAt cannot change; a new e-mail fails with
 	// ErrExists if another user holds it, a new OrgID like CreateUser.
 	UpdateUser(ctx context.Context, id string, update func(User) (User, error)) (User, error)
+	// UserIDsInOrganization returns the ids of the organization's (not deleted) users.
+	UserIDsInOrganization(ctx context.Context, orgID string) ([]string, error)
 }
 
 // Organization is a tenant: its users and clients belong to it.

@@ -150,3 +150,16 @@ func (s *Service) RenameOrganization(ctx context.Context, id, name string) (Orga
 	}
 	return o, nil
 }
+
+// OrganizationUserIDs returns the ids of an organization's users: deactivating the organization
+// ends their sessions.
+func (s *Service) OrganizationUserIDs(ctx context.Context, orgID string) ([]string, error) {
+	if !isID(orgID) {
+		return nil, fmt.Errorf("users of organization %q: %w", orgID, ErrNotFound)
+	}
+	ids, err := s.store.UserIDsInOrganization(ctx, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("users of organization %q: %w", orgID, err)
+	}
+	return ids, nil
+}

@@ -18,6 +18,7 @@ type OrganizationManager interface {
 	ListOrganizations(ctx context.Context, p identity.Page) ([]identity.Organization, string, error)
 	RenameOrganization(ctx context.Context, id, name string) (identity.Organization, error)
 	SetOrganizationActive(ctx context.Context, id string, active bool) error
+	OrganizationUserIDs(ctx context.Context, orgID string) ([]string, error)
 }
 
 type organizationBody struct {
@@ -137,8 +138,8 @@ func (a *accountAPI) renameOrganization(w http.ResponseWriter, r *http.Request) 
 }
 
 // deactivateOrganization is POST /api/organizations/{org}/deactivate. Its users can no longer
-// log in or refresh (the token endpoint checks the organization on both); access tokens already
-// issued to them stay valid until they expire.
+// log in or refresh (the token endpoint checks the organization on both), and their sessions end:
+// refresh tokens at once, access tokens at every resource server within seconds.
 func (a *accountAPI) deactivateOrganization(w http.ResponseWriter, r *http.Request) error {
 	_, o, err := a.organization(r, actOrgDeactivate)
 	if err != nil {
@@ -146,6 +147,15 @@ func (a *accountAPI) deactivateOrganization(w http.ResponseWriter, r *http.Reque
 	}
 	if err := a.accounts.SetOrganizationActive(r.Context(), o.ID, false); err != nil {
 		return err
+	}
+	ids, err := a.accounts.OrganizationUserIDs(r.Context(), o.ID)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := a.sessions.RevokeUser(r.Context(), id); err != nil {
+			return err
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

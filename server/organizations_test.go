@@ -249,8 +249,18 @@ func TestDeactivatedOrganizationIsHiddenButFromPlatformAdmins(t *testing.T) {
 			t.Errorf("%s rename: %d, want 404", actor, res.StatusCode)
 		}
 	}
-	// Its users can no longer log in.
+	// Its users can no longer log in, and their sessions ended: the API refuses their access
+	// tokens once its revocation set has refreshed; another organization's users are untouched.
 	if _, err := f.oauth2Config.PasswordCredentialsToken(context.Background(), "ana@acme.test", userPassword); err == nil {
 		t.Error("a user of a deactivated organization logged in")
+	}
+	if err := f.revoked.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.me(t, f.tokens["member of A"]); res.StatusCode != 401 {
+		t.Errorf("a session of the deactivated organization still works: %d", res.StatusCode)
+	}
+	if res := f.me(t, f.tokens["member of B"]); res.StatusCode != 200 {
+		t.Errorf("another organization's session must keep working: %d", res.StatusCode)
 	}
 }

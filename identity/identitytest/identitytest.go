@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) identity.Store) {
 		{"an organization update persists and keeps id and creation time", testUpdateOrganization},
 		{"an organization updater error aborts the update", testUpdateOrganizationAborts},
 		{"organizations list in id order, page after page", testListOrganizations},
+		{"an organization's users are listed by id, nobody else's", testUserIDsInOrganization},
 
 		{"a created user reads back exactly by id and by normalised e-mail", testCreateUser},
 		{"a user without password, organization or permissions reads back exactly", testBareUser},

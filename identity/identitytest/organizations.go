@@ -163,3 +163,21 @@ func testListOrganizations(t *testing.T, s identity.Store) {
 		}
 	}
 }
+
+func testUserIDsInOrganization(t *testing.T, s identity.Store) {
+	a, b := createOrganization(t, s), createOrganization(t, s)
+	u1, u2, other := newUser(a.ID), newUser(a.ID), newUser(b.ID)
+	for _, u := range []identity.User{u1, u2, other} {
+		createUser(t, s, u)
+	}
+	ids, err := s.UserIDsInOrganization(t.Context(), a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 2 || !slices.Contains(ids, u1.ID) || !slices.Contains(ids, u2.ID) {
+		t.Errorf("users of the organization: %v, want %s and %s", ids, u1.ID, u2.ID)
+	}
+	if ids, err := s.UserIDsInOrganization(t.Context(), newOrganization().ID); err != nil || len(ids) != 0 {
+		t.Errorf("an organization without users: %v %v", ids, err)
+	}
+}

@@ -110,6 +110,15 @@ func (s *Store) UserByEmail(ctx context.Context, normalized string) (identity.Us
 	return s.userWhere(ctx, "u.email_normalized = ?", normalized)
 }
 
+func (s *Store) UserIDsInOrganization(ctx context.Context, orgID string) ([]string, error) {
+	var ids []string
+	err := live(s.db.NewSelect().Model((*userRow)(nil)).Column("u.id").Where("u.org_id = ?", orgID)).Scan(ctx, &ids)
+	if err != nil {
+		return nil, translate(err)
+	}
+	return ids, nil
+}
+
 func (s *Store) userWhere(ctx context.Context, where string, arg any) (identity.User, error) {
 	var row userRow
 	if err := selectUser(s.db.NewSelect(), &row).Where(where, arg).Scan(ctx); err != nil {
