@@ -25,5 +25,12 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./keys ./identity ./tokens/...
 	$(GO) run ./cmd/loadgen -portaria bin/portaria
 
+# Each fuzz target for FUZZTIME (go test -fuzz runs one target at a time).
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./tokens
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime $(FUZZTIME) ./server
+	$(GO) test -run '^$$' -fuzz '^FuzzTokenRequest$$' -fuzztime $(FUZZTIME) ./server
+
 clean:
 	rm -rf bin

@@ -1,0 +1,49 @@
+package server_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/portaria/portaria/identity"
+)
+
+// FuzzTokenRequest sends arbitrary form bodies, content types and Basic credentials to the token
+// endpoint: whatever arrives, the answer is an RFC 6749 JSON answer and never a 5xx (IN-04).
+func FuzzTokenRequest(f *testing.F) {
+	fx := newFixture(&testing.T{})
+	c, secret, err := fx.ids.CreateClient(f.Context(), identity.NewClient{Name: "fuzz", Grants: []string{"client_credentials", "password", "refresh_token"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := fx.srv.Config.Handler
+	for _, seed := range []string{
+		"grant_type=client_credentials",
+		"grant_type=client_credentials&scope=a+b&expires_in=60&single_use=true",
+		"grant_type=password&username=a%40b.c&password=x",
+		"grant_type=refresh_token&refresh_token=AAAA.BBBB",
+		"grant_type=urn:portaria:grant-type:mfa&mfa_token=x&otp=123456",
+		"grant_type=client_credentials&grant_type=password",
+		"%zz=1",
+		strings.Repeat("a=1&", 1000),
+	} {
+		f.Add(seed, "application/x-www-form-urlencoded", c.ID, secret)
+	}
+	f.Add("{}", "application/json", "", "")
+	f.Fuzz(func(t *testing.T, body, contentType, user, pass string) {
+		req := httptest.NewRequest(http.MethodPost, "/oauth/token", strings.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+		if user != "" || pass != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("status %d for body %q: %s", rec.Code, body, rec.Body)
+		}
+		if ct := rec.Header().Get("Content-Type"); ct != "application/json;charset=UTF-8" {
+			t.Fatalf("content type %q", ct)
+		}
+	})
+}
