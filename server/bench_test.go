@@ -11,7 +11,7 @@ import (
 
 // BenchmarkClientCredentials measures the token endpoint's handler, without the network.
 func BenchmarkClientCredentials(b *testing.B) {
-	f := newFixture(&testing.T{})
+	f := newFixture(b)
 	c, secret, err := f.ids.CreateClient(b.Context(), identity.NewClient{Name: "bench", Grants: []string{"client_credentials"}, Scopes: []string{"a"}})
 	if err != nil {
 		b.Fatal(err)

@@ -12,7 +12,7 @@ import (
 // FuzzTokenRequest sends arbitrary form bodies, content types and Basic credentials to the token
 // endpoint: whatever arrives, the answer is an RFC 6749 JSON answer and never a 5xx (IN-04).
 func FuzzTokenRequest(f *testing.F) {
-	fx := newFixture(&testing.T{})
+	fx := newFixture(f)
 	c, secret, err := fx.ids.CreateClient(f.Context(), identity.NewClient{Name: "fuzz", Grants: []string{"client_credentials", "password", "refresh_token"}})
 	if err != nil {
 		f.Fatal(err)

@@ -67,7 +67,7 @@ var cheapPasswords = identity.PasswordParams{Memory: 64, Time: 1, Threads: 1, Sa
 type fixtureOption func(*fixtureConfig)
 
 type fixtureConfig struct {
-	tokenStore      func(t *testing.T, db *sqldb.DB) tokens.Store
+	tokenStore      func(t testing.TB, db *sqldb.DB) tokens.Store
 	grace           time.Duration
 	accountFailures int
 }
@@ -80,7 +80,7 @@ func withAccountFailures(n int) fixtureOption {
 // withRedisTokens keeps token state in Redis (PORTARIA_TEST_REDIS_URL).
 func withRedisTokens() fixtureOption {
 	return func(c *fixtureConfig) {
-		c.tokenStore = func(t *testing.T, _ *sqldb.DB) tokens.Store {
+		c.tokenStore = func(t testing.TB, _ *sqldb.DB) tokens.Store {
 			u, prefix := testenv.RedisURL(t)
 			client, err := redisstore.NewClient(u)
 			if err != nil {
@@ -92,7 +92,7 @@ func withRedisTokens() fixtureOption {
 	}
 }
 
-func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
+func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	t.Helper()
 	cfg := fixtureConfig{grace: 5 * time.Second}
 	for _, o := range opts {
