@@ -35,6 +35,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives Run's errors (default: discarded).
 	Logger *slog.Logger
+	// OnActivate, if set, is called by Maintain when it sees a new key signing (not for the
+	// first key it loads): the key-rotation metric.
+	OnActivate func(kid string)
 }
 
 // Ring is the set of signing keys. Sign and JWKS work from an in-memory snapshot that Maintain
@@ -46,6 +49,8 @@ type Ring struct {
 
 	mu   sync.Mutex // serializes Maintain and Rotate within this process
 	snap atomic.Pointer[snapshot]
+	// lastActive is the signing kid Maintain saw last (guarded by mu).
+	lastActive string
 }
 
 // NewRing returns a ring over store. It loads nothing: call Maintain before signing.
@@ -162,7 +167,25 @@ func (r *Ring) Maintain(ctx context.Context) error {
 		// Expired keys are unpublished either way; a failed delete is retried next time.
 		stored = slices.DeleteFunc(stored, func(k StoredKey) bool { return slices.Contains(expired, k.KID) })
 	}
-	return errors.Join(r.refresh(stored), delErr)
+	err = errors.Join(r.refresh(stored), delErr)
+	r.noticeActivation(now)
+	return err
+}
+
+// noticeActivation reports a signing key that became active since the last Maintain.
+func (r *Ring) noticeActivation(now time.Time) {
+	snap := r.snap.Load()
+	if snap == nil {
+		return
+	}
+	k := snap.active(now)
+	if k == nil || k.KID == r.lastActive {
+		return
+	}
+	if r.lastActive != "" && r.opts.OnActivate != nil {
+		r.opts.OnActivate(k.KID)
+	}
+	r.lastActive = k.KID
 }
 
 // nextActivation reports whether a successor is due now and when it should activate.

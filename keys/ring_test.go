@@ -506,3 +506,31 @@ func mustSign(t *testing.T, r *keys.Ring) string {
 	}
 	return tok
 }
+
+func TestMaintainReportsEachKeyThatBecomesActive(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	store, _ := newStore(t)
+	opts := testOptions(c)
+	var activated []string
+	opts.OnActivate = func(kid string) { activated = append(activated, kid) }
+	r := newRing(t, store, newSealer(t), opts)
+	maintain(t, r)
+	if len(activated) != 0 {
+		t.Fatalf("the first key loaded is not a rotation: %v", activated)
+	}
+	info, err := r.Rotate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maintain(t, r)
+	if len(activated) != 0 {
+		t.Fatalf("a pending key is not active yet: %v", activated)
+	}
+	c.Add(info.ActivatesAt.Sub(c.Now()))
+	maintain(t, r)
+	maintain(t, r)
+	if len(activated) != 1 || activated[0] != info.KID {
+		t.Fatalf("activations %v, want exactly %s", activated, info.KID)
+	}
+}

@@ -18,6 +18,7 @@ type Metrics struct {
 	tokensIssued  *prometheus.CounterVec
 	refreshReuse  prometheus.Counter
 	loginFailures *prometheus.CounterVec
+	keyRotations  prometheus.Counter
 }
 
 // NewMetrics registers Portaria's series and the Go runtime's.
@@ -40,8 +41,11 @@ func NewMetrics() *Metrics {
 		loginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portaria_login_failures_total", Help: "Failed logins by reason (credentials, otp, throttled).",
 		}, []string{"reason"}),
+		keyRotations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "portaria_key_rotations_total", Help: "Signing keys this instance saw become active.",
+		}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.tokensIssued, m.refreshReuse, m.loginFailures,
+	m.registry.MustRegister(m.requests, m.latency, m.tokensIssued, m.refreshReuse, m.loginFailures, m.keyRotations,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -73,6 +77,13 @@ func (m *Metrics) RefreshReuse() {
 func (m *Metrics) LoginFailure(reason string) {
 	if m != nil {
 		m.loginFailures.WithLabelValues(reason).Inc()
+	}
+}
+
+// KeyRotation counts a signing key that became active.
+func (m *Metrics) KeyRotation() {
+	if m != nil {
+		m.keyRotations.Inc()
 	}
 }
 

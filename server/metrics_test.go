@@ -35,6 +35,7 @@ func TestMetricsCountRequestsTokensReuseAndFailures(t *testing.T) {
 		`portaria_http_requests_total{method="POST",route="/oauth/token",status="200"}`,
 		`portaria_http_request_duration_seconds_bucket{route="/oauth/token"`,
 		`go_goroutines`,
+		`portaria_key_rotations_total 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -104,7 +104,12 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, migrate b
 		a.tokenStore = a.sqlTokens
 	}
 
+	a.metrics = server.NewMetrics()
 	a.ring, err = keys.NewRing(keysql.New(db), sealer, keys.Options{
+		OnActivate: func(kid string) {
+			a.metrics.KeyRotation()
+			log.Info("signing key active", "kid", kid)
+		},
 		Alg:        keys.Alg(cfg.SigningAlg),
 		Rotation:   cfg.KeyRotation,
 		JWKSMaxAge: cfg.JWKSMaxAge,
@@ -128,7 +133,6 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, migrate b
 	// token-store restart and be shared by every instance.
 	a.revlog = tokensql.NewRevocationLog(db, time.Now)
 	a.sessionIdx = tokensql.NewSessionIndex(db, time.Now)
-	a.metrics = server.NewMetrics()
 	a.sessions = tokens.NewSessions(a.tokenStore, tokens.SessionOptions{
 		OnReuse: func(ctx context.Context, s tokens.Session) {
 			a.metrics.RefreshReuse()
