@@ -7,22 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portaria/portaria/internal/sqldb"
-	"github.com/portaria/portaria/internal/testenv"
 	"github.com/portaria/portaria/tokens"
 	tokensql "github.com/portaria/portaria/tokens/sqlstore"
 )
 
 func TestRateLimitCountsPerKeyAndWindow(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, testenv.SQLiteURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx, tokensql.Migrations); err != nil {
-		t.Fatal(err)
-	}
+	db := openTSDB(t)
 	now := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	rl := tokens.NewRateLimit(tokensql.New(db, clock), clock)

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portaria/portaria/internal/sqldb"
-	"github.com/portaria/portaria/internal/testenv"
 	"github.com/portaria/portaria/tokens"
 	tokensql "github.com/portaria/portaria/tokens/sqlstore"
 )
@@ -16,14 +14,7 @@ import (
 // rotation starts the idle time again, and the absolute lifetime still ends the family.
 func TestIdleTimeoutEndsUnusedSessions(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, testenv.SQLiteURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx, tokensql.Migrations); err != nil {
-		t.Fatal(err)
-	}
+	db := openTSDB(t)
 	now := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	sessions := tokens.NewSessions(tokensql.New(db, clock), tokens.SessionOptions{
@@ -38,6 +29,7 @@ func TestIdleTimeoutEndsUnusedSessions(t *testing.T) {
 		return rt
 	}
 
+	var err error
 	rt := start()
 	for day := range 6 { // used every 7 h: alive until the absolute end
 		now = now.Add(7 * time.Hour)
