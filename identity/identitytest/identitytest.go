@@ -103,24 +103,17 @@ func get(t *testing.T, s identity.Store, id string) identity.Client {
 	return c
 }
 
-func same(t *testing.T, got, want identity.Client) {
-	t.Helper()
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("client differs\n got: %#v\nwant: %#v", got, want)
-	}
-}
-
 func testCreateAndGet(t *testing.T, s identity.Store) {
 	c := newClient(t)
 	create(t, s, c)
-	same(t, get(t, s, c.ID), c)
+	sameRecord(t, "client", get(t, s, c.ID), c)
 }
 
 func testPublicClient(t *testing.T, s identity.Store) {
 	c := newClient(t)
 	c.Public, c.SecretHash, c.Scopes, c.AccessTTL, c.RefreshTTL = true, nil, []string{}, 0, 0
 	create(t, s, c)
-	same(t, get(t, s, c.ID), c)
+	sameRecord(t, "client", get(t, s, c.ID), c)
 }
 
 func testUnusualStrings(t *testing.T, s identity.Store) {
@@ -130,7 +123,7 @@ func testUnusualStrings(t *testing.T, s identity.Store) {
 	c.Grants = []string{"b", "a", "urn:portaria:grant-type:mfa"}
 	c.Scopes = []string{"z", "a:b/c", `"quoted"`, "x,y", "[]"}
 	create(t, s, c)
-	same(t, get(t, s, c.ID), c)
+	sameRecord(t, "client", get(t, s, c.ID), c)
 }
 
 func testUnknownID(t *testing.T, s identity.Store) {
@@ -158,7 +151,7 @@ func testDuplicateID(t *testing.T, s identity.Store) {
 	if err := s.CreateClient(t.Context(), other); !errors.Is(err, identity.ErrExists) {
 		t.Fatalf("got %v, want ErrExists", err)
 	}
-	same(t, get(t, s, c.ID), c)
+	sameRecord(t, "client", get(t, s, c.ID), c)
 }
 
 func testList(t *testing.T, s identity.Store) {
@@ -198,7 +191,7 @@ func testDelete(t *testing.T, s identity.Store) {
 	if err := s.DeleteClient(t.Context(), c.ID); !errors.Is(err, identity.ErrNotFound) {
 		t.Errorf("second delete: got %v, want ErrNotFound", err)
 	}
-	same(t, get(t, s, kept.ID), kept)
+	sameRecord(t, "client", get(t, s, kept.ID), kept)
 }
 
 func testUpdate(t *testing.T, s identity.Store) {
@@ -208,7 +201,7 @@ func testUpdate(t *testing.T, s identity.Store) {
 	want.SecretHash = []byte("fedcba9876543210fedcba9876543210")
 	want.UpdatedAt = at(time.Hour)
 	got, err := s.UpdateClient(t.Context(), c.ID, func(old identity.Client) (identity.Client, error) {
-		same(t, old, c)
+		sameRecord(t, "client", old, c)
 		changed := want
 		changed.ID, changed.CreatedAt = "something else", at(-time.Hour) // ignored
 		return changed, nil
@@ -216,8 +209,8 @@ func testUpdate(t *testing.T, s identity.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	same(t, got, want)
-	same(t, get(t, s, c.ID), want)
+	sameRecord(t, "client", got, want)
+	sameRecord(t, "client", get(t, s, c.ID), want)
 }
 
 func testUpdateAborts(t *testing.T, s identity.Store) {
@@ -231,7 +224,7 @@ func testUpdateAborts(t *testing.T, s identity.Store) {
 	if !errors.Is(err, refused) {
 		t.Errorf("got %v, want the updater's error", err)
 	}
-	same(t, get(t, s, c.ID), c)
+	sameRecord(t, "client", get(t, s, c.ID), c)
 }
 
 func testConcurrentUpdates(t *testing.T, s identity.Store) {
@@ -263,7 +256,7 @@ func testOrganizationKey(t *testing.T, s identity.Store) {
 	c := newClient(t)
 	c.OrgID = org.ID
 	create(t, s, c)
-	same(t, get(t, s, c.ID), c)
+	sameRecord(t, "client", get(t, s, c.ID), c)
 
 	missing := newClient(t)
 	missing.OrgID = uuid.Must(uuid.NewV7()).String()
@@ -278,7 +271,7 @@ func testOrganizationKey(t *testing.T, s identity.Store) {
 		return old, nil
 	})
 	requireOrgIDInvalid(t, "UpdateClient", err)
-	same(t, get(t, s, c.ID), c)
+	sameRecord(t, "client", get(t, s, c.ID), c)
 }
 
 func requireOrgIDInvalid(t *testing.T, op string, err error) {
@@ -286,5 +279,13 @@ func requireOrgIDInvalid(t *testing.T, op string, err error) {
 	var v *identity.ValidationError
 	if !errors.Is(err, identity.ErrInvalid) || !errors.As(err, &v) || len(v.Fields) != 1 || v.Fields[0].Field != "org_id" {
 		t.Errorf("%s with an unknown organization: got %v, want a validation error on org_id", op, err)
+	}
+}
+
+// sameRecord fails the test when a record read back differs from the one written.
+func sameRecord[T any](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s differs\n got: %#v\nwant: %#v", what, got, want)
 	}
 }

@@ -122,7 +122,7 @@ func testConfirmTOTP(t *testing.T, s identity.Store) {
 	want.ConfirmedAt, want.UpdatedAt, want.LastStep = at(time.Minute), at(time.Minute), 100
 	sameTOTP(t, getTOTP(t, s, u.ID), want)
 	u.MFAEnabled = true
-	sameUser(t, getUser(t, s, u.ID), u)
+	sameRecord(t, "user", getUser(t, s, u.ID), u)
 	requireUserByEmail(t, s, u.Email, u)
 	requireCodesLeft(t, s, u.ID, 10)
 
@@ -288,8 +288,8 @@ func testUpdateUserKeepsMFA(t *testing.T, s identity.Store) {
 		t.Fatal(err)
 	}
 	u.Name = "Renamed"
-	sameUser(t, got, u)
-	sameUser(t, getUser(t, s, u.ID), u)
+	sameRecord(t, "user", got, u)
+	sameRecord(t, "user", getUser(t, s, u.ID), u)
 	if !bytes.Equal(getTOTP(t, s, u.ID).SecretSealed, sealed("seed")) {
 		t.Error("updating the user changed the TOTP secret")
 	}

@@ -2,7 +2,6 @@ package identitytest
 
 import (
 	"errors"
-	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -34,23 +33,16 @@ func getOrganization(t *testing.T, s identity.Store, id string) identity.Organiz
 	return o
 }
 
-func sameOrganization(t *testing.T, got, want identity.Organization) {
-	t.Helper()
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("organization differs\n got: %#v\nwant: %#v", got, want)
-	}
-}
-
 func testCreateOrganization(t *testing.T, s identity.Store) {
 	o := createOrganization(t, s)
-	sameOrganization(t, getOrganization(t, s, o.ID), o)
+	sameRecord(t, "organization", getOrganization(t, s, o.ID), o)
 
 	inactive := newOrganization()
 	inactive.Name, inactive.Active = `Ünïcödé "quoted" ; --`, false
 	if err := s.CreateOrganization(t.Context(), inactive); err != nil {
 		t.Fatal(err)
 	}
-	sameOrganization(t, getOrganization(t, s, inactive.ID), inactive)
+	sameRecord(t, "organization", getOrganization(t, s, inactive.ID), inactive)
 }
 
 func testUnknownOrganization(t *testing.T, s identity.Store) {
@@ -74,7 +66,7 @@ func testDuplicateOrganization(t *testing.T, s identity.Store) {
 	if err := s.CreateOrganization(t.Context(), other); !errors.Is(err, identity.ErrExists) {
 		t.Fatalf("got %v, want ErrExists", err)
 	}
-	sameOrganization(t, getOrganization(t, s, o.ID), o)
+	sameRecord(t, "organization", getOrganization(t, s, o.ID), o)
 }
 
 func testUpdateOrganization(t *testing.T, s identity.Store) {
@@ -82,7 +74,7 @@ func testUpdateOrganization(t *testing.T, s identity.Store) {
 	want := o
 	want.Name, want.Active, want.UpdatedAt = "Acme Ltd", false, at(time.Hour)
 	got, err := s.UpdateOrganization(t.Context(), o.ID, func(old identity.Organization) (identity.Organization, error) {
-		sameOrganization(t, old, o)
+		sameRecord(t, "organization", old, o)
 		changed := want
 		changed.ID, changed.CreatedAt = "something else", at(-time.Hour) // ignored
 		return changed, nil
@@ -90,8 +82,8 @@ func testUpdateOrganization(t *testing.T, s identity.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameOrganization(t, got, want)
-	sameOrganization(t, getOrganization(t, s, o.ID), want)
+	sameRecord(t, "organization", got, want)
+	sameRecord(t, "organization", getOrganization(t, s, o.ID), want)
 }
 
 func testUpdateOrganizationAborts(t *testing.T, s identity.Store) {
@@ -104,7 +96,7 @@ func testUpdateOrganizationAborts(t *testing.T, s identity.Store) {
 	if !errors.Is(err, refused) {
 		t.Errorf("got %v, want the updater's error", err)
 	}
-	sameOrganization(t, getOrganization(t, s, o.ID), o)
+	sameRecord(t, "organization", getOrganization(t, s, o.ID), o)
 }
 
 func testListOrganizations(t *testing.T, s identity.Store) {
@@ -145,7 +137,7 @@ func testListOrganizations(t *testing.T, s identity.Store) {
 			if slices.Contains(want, o.ID) {
 				got = append(got, o.ID)
 				if o.ID == inactive.ID {
-					sameOrganization(t, o, inactive)
+					sameRecord(t, "organization", o, inactive)
 				}
 			}
 		}

@@ -3,7 +3,6 @@ package identitytest
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -48,26 +47,19 @@ func getUser(t *testing.T, s identity.Store, id string) identity.User {
 	return u
 }
 
-func sameUser(t *testing.T, got, want identity.User) {
-	t.Helper()
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("user differs\n got: %#v\nwant: %#v", got, want)
-	}
-}
-
 func requireUserByEmail(t *testing.T, s identity.Store, email string, want identity.User) {
 	t.Helper()
 	got, err := s.UserByEmail(t.Context(), identity.NormalizeEmail(email))
 	if err != nil {
 		t.Fatalf("UserByEmail(%q): %v", email, err)
 	}
-	sameUser(t, got, want)
+	sameRecord(t, "user", got, want)
 }
 
 func testCreateUser(t *testing.T, s identity.Store) {
 	u := newUser(createOrganization(t, s).ID)
 	createUser(t, s, u)
-	sameUser(t, getUser(t, s, u.ID), u)
+	sameRecord(t, "user", getUser(t, s, u.ID), u)
 	requireUserByEmail(t, s, u.Email, u)
 }
 
@@ -76,7 +68,7 @@ func testBareUser(t *testing.T, s identity.Store) {
 	u.Permissions, u.PasswordHash, u.PasswordChangedAt = []string{}, "", time.Time{}
 	u.Active, u.EmailVerified, u.PasswordExpired = false, false, false
 	createUser(t, s, u)
-	sameUser(t, getUser(t, s, u.ID), u)
+	sameRecord(t, "user", getUser(t, s, u.ID), u)
 }
 
 func testUnusualUserStrings(t *testing.T, s identity.Store) {
@@ -85,7 +77,7 @@ func testUnusualUserStrings(t *testing.T, s identity.Store) {
 	u.Name = `Ünïcödé "quoted" 'name' ; -- 日本`
 	u.Permissions = []string{`"quoted"`, "x,y", "[]"}
 	createUser(t, s, u)
-	sameUser(t, getUser(t, s, u.ID), u)
+	sameRecord(t, "user", getUser(t, s, u.ID), u)
 	requireUserByEmail(t, s, `O'BRIEN;--@ünïcödé.TEST`, u)
 }
 
@@ -115,7 +107,7 @@ func testDuplicateUserID(t *testing.T, s identity.Store) {
 	if err := s.CreateUser(t.Context(), other); !errors.Is(err, identity.ErrExists) {
 		t.Fatalf("got %v, want ErrExists", err)
 	}
-	sameUser(t, getUser(t, s, u.ID), u)
+	sameRecord(t, "user", getUser(t, s, u.ID), u)
 }
 
 func testUniqueEmail(t *testing.T, s identity.Store) {
@@ -153,7 +145,7 @@ func testUserOrganizationKey(t *testing.T, s identity.Store) {
 		return old, nil
 	})
 	requireOrgIDInvalid(t, "UpdateUser", err)
-	sameUser(t, getUser(t, s, u.ID), u)
+	sameRecord(t, "user", getUser(t, s, u.ID), u)
 }
 
 func testUpdateUser(t *testing.T, s identity.Store) {
@@ -171,7 +163,7 @@ func testUpdateUser(t *testing.T, s identity.Store) {
 		PasswordHash:      "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3a2V5",
 	}
 	got, err := s.UpdateUser(t.Context(), u.ID, func(old identity.User) (identity.User, error) {
-		sameUser(t, old, u)
+		sameRecord(t, "user", old, u)
 		changed := want
 		changed.ID, changed.CreatedAt = "something else", at(-time.Hour) // ignored
 		return changed, nil
@@ -179,8 +171,8 @@ func testUpdateUser(t *testing.T, s identity.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameUser(t, got, want)
-	sameUser(t, getUser(t, s, u.ID), want)
+	sameRecord(t, "user", got, want)
+	sameRecord(t, "user", getUser(t, s, u.ID), want)
 	requireUserByEmail(t, s, "new.address@example.TEST", want)
 	if _, err := s.UserByEmail(t.Context(), identity.NormalizeEmail(u.Email)); !errors.Is(err, identity.ErrNotFound) {
 		t.Errorf("the old e-mail still finds the user: %v", err)
@@ -191,7 +183,7 @@ func testUpdateUser(t *testing.T, s identity.Store) {
 	if _, err := s.UpdateUser(t.Context(), u.ID, func(identity.User) (identity.User, error) { return want, nil }); err != nil {
 		t.Fatal(err)
 	}
-	sameUser(t, getUser(t, s, u.ID), want)
+	sameRecord(t, "user", getUser(t, s, u.ID), want)
 }
 
 func testUpdateUserEmailTaken(t *testing.T, s identity.Store) {
@@ -205,7 +197,7 @@ func testUpdateUserEmailTaken(t *testing.T, s identity.Store) {
 	if !errors.Is(err, identity.ErrExists) {
 		t.Errorf("got %v, want ErrExists", err)
 	}
-	sameUser(t, getUser(t, s, u.ID), u)
+	sameRecord(t, "user", getUser(t, s, u.ID), u)
 }
 
 func testUpdateUserAborts(t *testing.T, s identity.Store) {
@@ -219,7 +211,7 @@ func testUpdateUserAborts(t *testing.T, s identity.Store) {
 	if !errors.Is(err, refused) {
 		t.Errorf("got %v, want the updater's error", err)
 	}
-	sameUser(t, getUser(t, s, u.ID), u)
+	sameRecord(t, "user", getUser(t, s, u.ID), u)
 }
 
 func testConcurrentUserUpdates(t *testing.T, s identity.Store) {
