@@ -278,14 +278,7 @@ func (a *accountAPI) clearCookies(w http.ResponseWriter) {
 // user authenticates the caller of an account endpoint (a user's token, from the header or the
 // access cookie).
 func (a *accountAPI) user(r *http.Request) (tokens.AccessClaims, error) {
-	claims, err := a.auth.authenticate(r)
-	if err == nil && claims.SessionID == "" {
-		err = errNotUserToken
-	}
-	if err != nil {
-		return tokens.AccessClaims{}, authProblem(err)
-	}
-	return claims, nil
+	return a.auth.user(r)
 }
 
 type forgotBody struct {

@@ -75,6 +75,19 @@ func (a bearerAuth) authenticate(r *http.Request) (tokens.AccessClaims, error) {
 	return claims, nil
 }
 
+// user authenticates the caller as a user (a session's token): a client_credentials token is
+// refused (AC-06). The error is already the problem to answer.
+func (a bearerAuth) user(r *http.Request) (tokens.AccessClaims, error) {
+	claims, err := a.authenticate(r)
+	if err == nil && claims.SessionID == "" {
+		err = errNotUserToken
+	}
+	if err != nil {
+		return tokens.AccessClaims{}, authProblem(err)
+	}
+	return claims, nil
+}
+
 // bearerChallenge is the RFC 6750 §3 WWW-Authenticate value for err.
 func bearerChallenge(err error) string {
 	switch {

@@ -26,7 +26,7 @@ type organizationBody struct {
 }
 
 // createOrganization is POST /api/organizations.
-func (a *accountAPI) createOrganization(w http.ResponseWriter, r *http.Request) error {
+func (a *resourceAPI) createOrganization(w http.ResponseWriter, r *http.Request) error {
 	claims, err := a.user(r)
 	if err != nil {
 		return err
@@ -48,7 +48,7 @@ func (a *accountAPI) createOrganization(w http.ResponseWriter, r *http.Request) 
 }
 
 // listOrganizations is GET /api/organizations?limit=&cursor=.
-func (a *accountAPI) listOrganizations(w http.ResponseWriter, r *http.Request) error {
+func (a *resourceAPI) listOrganizations(w http.ResponseWriter, r *http.Request) error {
 	claims, err := a.user(r)
 	if err != nil {
 		return err
@@ -91,7 +91,7 @@ func pageOf(r *http.Request) (identity.Page, error) {
 
 // organization loads the organization of the path and authorizes act on it. An unknown
 // organization and one the caller may not see answer the same 404.
-func (a *accountAPI) organization(r *http.Request, act action) (tokens.AccessClaims, identity.Organization, error) {
+func (a *resourceAPI) organization(r *http.Request, act action) (tokens.AccessClaims, identity.Organization, error) {
 	claims, err := a.user(r)
 	if err != nil {
 		return claims, identity.Organization{}, err
@@ -110,7 +110,7 @@ func (a *accountAPI) organization(r *http.Request, act action) (tokens.AccessCla
 }
 
 // getOrganization is GET /api/organizations/{org}.
-func (a *accountAPI) getOrganization(w http.ResponseWriter, r *http.Request) error {
+func (a *resourceAPI) getOrganization(w http.ResponseWriter, r *http.Request) error {
 	_, o, err := a.organization(r, actOrgRead)
 	if err != nil {
 		return err
@@ -120,7 +120,7 @@ func (a *accountAPI) getOrganization(w http.ResponseWriter, r *http.Request) err
 }
 
 // renameOrganization is PATCH /api/organizations/{org}: the name is the only field that changes.
-func (a *accountAPI) renameOrganization(w http.ResponseWriter, r *http.Request) error {
+func (a *resourceAPI) renameOrganization(w http.ResponseWriter, r *http.Request) error {
 	_, o, err := a.organization(r, actOrgRename)
 	if err != nil {
 		return err
@@ -140,7 +140,7 @@ func (a *accountAPI) renameOrganization(w http.ResponseWriter, r *http.Request) 
 // deactivateOrganization is POST /api/organizations/{org}/deactivate. Its users can no longer
 // log in or refresh (the token endpoint checks the organization on both), and their sessions end:
 // refresh tokens at once, access tokens at every resource server within seconds.
-func (a *accountAPI) deactivateOrganization(w http.ResponseWriter, r *http.Request) error {
+func (a *resourceAPI) deactivateOrganization(w http.ResponseWriter, r *http.Request) error {
 	_, o, err := a.organization(r, actOrgDeactivate)
 	if err != nil {
 		return err

@@ -68,6 +68,12 @@ func routes(d Deps) []route {
 			route{pattern: "DELETE /api/auth/sessions/{sid}", handler: a.unsafe(a.deleteSession)},
 			route{pattern: "POST /api/auth/sessions/revoke", handler: a.unsafe(a.revokeUserSessions)},
 			route{pattern: "POST /api/users/{user}/password/expire", handler: a.unsafe(a.expirePassword)},
+		)
+	}
+	if d.Role == RoleAll || d.Role == RoleAPI {
+		// The resource API (SPEC §5) only verifies tokens offline: it runs without the key ring.
+		a := newResourceAPI(d, auth)
+		rs = append(rs,
 			route{pattern: "POST /api/organizations", handler: a.unsafe(a.createOrganization)},
 			route{pattern: "GET /api/organizations", handler: a.handle(a.listOrganizations)},
 			route{pattern: "GET /api/organizations/{org}", handler: a.handle(a.getOrganization)},
