@@ -81,6 +81,8 @@ type Store interface {
 	OrganizationStore
 	UserStore
 	MFAStore
+	FieldStore
+	GroupStore
 }
 
 // ClientStore persists OAuth clients. It stores what it is given: validation and secret hashing
@@ -133,6 +135,14 @@ type UserStore interface {
 	UpdateUser(ctx context.Context, id string, update func(User) (User, error)) (User, error)
 	// UserIDsInOrganization returns the ids of the organization's (not deleted) users.
 	UserIDsInOrganization(ctx context.Context, orgID string) ([]string, error)
+	// Users returns at most q.Limit users matching q whose ID is greater than q.After, ordered
+	// by ID: with q.OrgID set, one index range scan of that organization whatever the page.
+	Users(ctx context.Context, q UserQuery) ([]User, error)
+	// UpdateOrganizationUser is UpdateUser for changes that depend on the rest of the user's
+	// organization: it also passes update the number of the organization's other active users
+	// who hold org:admin, counted under a lock of the organization, so that two concurrent
+	// changes cannot both take away its last administrator.
+	UpdateOrganizationUser(ctx context.Context, id string, update func(u User, otherAdmins int) (User, error)) (User, error)
 }
 
 // Organization is a tenant: its users and clients belong to it.

@@ -111,21 +111,9 @@ func checkPage(p Page) (string, int, error) {
 // ListOrganizations returns one page of organizations, active or not, in creation order, and
 // the cursor of the next page ("" after the last).
 func (s *Service) ListOrganizations(ctx context.Context, p Page) ([]Organization, string, error) {
-	after, limit, err := checkPage(p)
-	if err != nil {
-		return nil, "", err
-	}
-	// One more than asked says whether another page follows, without a count.
-	list, err := s.store.Organizations(ctx, after, limit+1)
-	if err != nil {
-		return nil, "", fmt.Errorf("list organizations: %w", err)
-	}
-	next := ""
-	if len(list) > limit {
-		list = list[:limit]
-		next = encodeCursor(list[limit-1].ID)
-	}
-	return list, next, nil
+	return listPage("organizations", p, func(o Organization) string { return o.ID }, func(after string, limit int) ([]Organization, error) {
+		return s.store.Organizations(ctx, after, limit)
+	})
 }
 
 // RenameOrganization changes an organization's name and returns the organization.

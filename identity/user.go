@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -61,9 +62,11 @@ type User struct {
 	PasswordChangedAt time.Time `json:"password_changed_at,omitzero"` // zero while no password is set
 	// MFAEnabled says whether the user has 2FA on (a confirmed TOTP enrolment), so that a login
 	// knows to ask for a second factor. The store derives it; UpdateUser cannot change it.
-	MFAEnabled bool      `json:"mfa_enabled"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	MFAEnabled bool `json:"mfa_enabled"`
+	// Fields are the custom field values, by field ID, as canonical JSON (see Field).
+	Fields    map[string]json.RawMessage `json:"fields"`
+	CreatedAt time.Time                  `json:"created_at"`
+	UpdatedAt time.Time                  `json:"updated_at"`
 	// PasswordHash is the argon2id PHC string, "" while no password is set. Only the Service and
 	// the Store see it: users the Service returns have it cleared.
 	PasswordHash string `json:"-"`
@@ -78,6 +81,7 @@ type NewUser struct {
 	Permissions   []string
 	Active        bool
 	EmailVerified bool
+	Fields        map[string]json.RawMessage // custom field values by field ID
 }
 
 // NormalizeEmail returns the key under which e-mail addresses are unique and looked up at login:
@@ -160,10 +164,20 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (User, error) {
 		password = s.checkPasswordPolicy(&v, n.Password, n.Email)
 	}
 	orgID := strings.ToLower(n.OrgID)
+	var fields map[string]json.RawMessage
 	if isID(orgID) {
 		if err := s.requireActiveOrganization(ctx, &v, orgID); err != nil {
 			return User{}, fmt.Errorf("create user: %w", err)
 		}
+		var err error
+		if fields, err = s.applyFields(ctx, &v, orgID, nil, n.Fields, true); err != nil {
+			return User{}, fmt.Errorf("create user: %w", err)
+		}
+	} else if len(n.Fields) > 0 {
+		v.add("fields", "are only for users of an organization")
+	}
+	if fields == nil {
+		fields = map[string]json.RawMessage{}
 	}
 	if err := v.err(); err != nil {
 		return User{}, err
@@ -182,6 +196,7 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (User, error) {
 		Active:        n.Active,
 		EmailVerified: n.EmailVerified,
 		Permissions:   append([]string{}, n.Permissions...),
+		Fields:        fields,
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	}

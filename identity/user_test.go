@@ -264,6 +264,7 @@ func TestCreateUser(t *testing.T) {
 		want := identity.User{
 			ID: u.ID, OrgID: org, Email: "Bia.Costa@Example.test", Name: "Bia Costa", Active: true,
 			Permissions: n.Permissions, PasswordChangedAt: ts, CreatedAt: ts, UpdatedAt: ts,
+			Fields: map[string]json.RawMessage{},
 		}
 		byID, err := e.svc.User(t.Context(), u.ID)
 		if err != nil {
@@ -296,7 +297,7 @@ func TestCreateUser(t *testing.T) {
 		if err := json.Unmarshal(b, &keys); err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"active", "created_at", "email", "email_verified", "id", "mfa_enabled", "name", "org_id",
+		want := []string{"active", "created_at", "email", "email_verified", "fields", "id", "mfa_enabled", "name", "org_id",
 			"password_changed_at", "password_expired", "permissions", "updated_at"}
 		got := slices.Sorted(maps.Keys(keys))
 		if !slices.Equal(got, want) {

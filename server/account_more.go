@@ -192,34 +192,3 @@ func (a *accountAPI) revokeUserSessions(w http.ResponseWriter, r *http.Request) 
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
-
-// expirePassword is POST /api/users/{user}/password/expire: forces a password change at the next
-// login and ends the user's sessions (PW-07). Platform admins may expire anyone's password,
-// organization admins and holders of users:write those of their own organization; another
-// organization's user is 404.
-func (a *accountAPI) expirePassword(w http.ResponseWriter, r *http.Request) error {
-	claims, err := a.user(r)
-	if err != nil {
-		return err
-	}
-	ctx := r.Context()
-	target, err := a.accounts.User(ctx, r.PathValue("user"))
-	if err != nil {
-		return err
-	}
-	admin := slices.Contains(claims.Perms, identity.PermPlatformAdmin)
-	if !admin && (claims.Org == "" || claims.Org != target.OrgID) {
-		return newProblem(http.StatusNotFound, "not_found", "The resource does not exist.")
-	}
-	if !admin && !slices.Contains(claims.Perms, identity.PermOrgAdmin) && !slices.Contains(claims.Perms, identity.PermUsersWrite) {
-		return newProblem(http.StatusForbidden, "forbidden", "You are not allowed to do this.")
-	}
-	if err := a.accounts.ExpirePassword(ctx, target.ID); err != nil {
-		return err
-	}
-	if err := a.sessions.RevokeUser(ctx, target.ID); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}

@@ -16,10 +16,15 @@ import (
 )
 
 // api sends a JSON request to the account API with optional cookies and headers.
+// rawJSON is a request body sent as it is, valid JSON or not.
+type rawJSON string
+
 func (f *loginFixture) api(t *testing.T, method, path string, body any, cookies []*http.Cookie, header ...string) (*http.Response, map[string]any) {
 	t.Helper()
 	var r io.Reader
-	if body != nil {
+	if raw, ok := body.(rawJSON); ok {
+		r = strings.NewReader(string(raw))
+	} else if body != nil {
 		b, _ := json.Marshal(body)
 		r = bytes.NewReader(b)
 	}

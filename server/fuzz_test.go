@@ -47,3 +47,38 @@ func FuzzTokenRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCookie sends arbitrary Cookie headers to the cookie-authenticated account routes: the
+// cookie parser and the session code answer a client error for anything malformed, never a
+// 5xx (IN-04).
+func FuzzCookie(f *testing.F) {
+	fx := newLoginFixture(f)
+	h := fx.srv.Config.Handler
+	for _, seed := range []string{
+		"accessToken=a.b.c; refreshToken=xyz",
+		"refreshToken=" + strings.Repeat("A", 43),
+		"accessToken=; accessToken=x",
+		`refreshToken="quoted"; __Host-x=1`,
+		"refreshToken=%zz; =; ;;",
+		strings.Repeat("a=b; ", 500),
+	} {
+		f.Add(seed, uint8(0))
+	}
+	routes := []struct{ method, path string }{
+		{http.MethodGet, "/api/auth/me"},
+		{http.MethodPost, "/api/auth/refresh"},
+		{http.MethodPost, "/api/auth/logout"},
+		{http.MethodGet, "/api/auth/sessions"},
+	}
+	f.Fuzz(func(t *testing.T, cookie string, route uint8) {
+		rt := routes[int(route)%len(routes)]
+		req := httptest.NewRequest(rt.method, rt.path, nil)
+		req.Header.Set("Cookie", cookie)
+		req.Header.Set("Origin", fx.issuer)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("%s %s with Cookie %q: %d %s", rt.method, rt.path, cookie, rec.Code, rec.Body)
+		}
+	})
+}

@@ -28,7 +28,7 @@ type loginFixture struct {
 	oauth2Config oauth2.Config
 }
 
-func newLoginFixture(t *testing.T, opts ...fixtureOption) *loginFixture {
+func newLoginFixture(t testing.TB, opts ...fixtureOption) *loginFixture {
 	t.Helper()
 	f := newFixture(t, opts...)
 	ctx := context.Background()

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,31 +119,106 @@ func TestMessagesTranslateEveryProblemOfThePackage(t *testing.T) {
 
 // identity.ValidationError messages reach the API as field errors.
 func TestMessagesTranslateEveryIdentityFieldMessage(t *testing.T) {
-	verb := regexp.MustCompile(`%[-+# 0-9.]*[a-zA-Z]`)
-	found := 0
-	for _, f := range parseSources(t, filepath.Join("..", "identity")) {
+	formats := addFormats(t, filepath.Join("..", "identity"))
+	if len(formats) < 10 {
+		t.Fatalf("found only %d identity messages: the source walk is broken", len(formats))
+	}
+	requireTranslations(t, "identity", formats)
+}
+
+// assessment.ValidationError messages reach the API as field errors too: those of add calls, of
+// FieldError literals (the SQL store's), and of the errors a schema check writes as a message
+// with add(field, "%s", err), which read as field messages ("must …", "is …").
+func TestMessagesTranslateEveryAssessmentFieldMessage(t *testing.T) {
+	dir := filepath.Join("..", "assessment")
+	formats := addFormats(t, dir)
+	if len(formats) < 10 {
+		t.Fatalf("found only %d assessment messages: the source walk is broken", len(formats))
+	}
+	for _, d := range []string{dir, filepath.Join(dir, "sqlstore")} {
+		for _, f := range parseSources(t, d) {
+			ast.Inspect(f, func(n ast.Node) bool {
+				if msg, ok := fieldErrorMessage(n); ok {
+					formats = append(formats, msg)
+				}
+				if msg, ok := errorText(n); ok && (strings.HasPrefix(msg, "must ") || strings.HasPrefix(msg, "is ")) {
+					formats = append(formats, strings.ReplaceAll(msg, "%w", "%s"))
+				}
+				return true
+			})
+		}
+	}
+	requireTranslations(t, "assessment", slices.DeleteFunc(formats, func(f string) bool { return f == "%s" }))
+}
+
+// addFormats are the formats of the v.add(field, format, …) calls in the non-test Go files of
+// dir: the field messages of a domain's ValidationError.
+func addFormats(t *testing.T, dir string) []string {
+	var formats []string
+	for _, f := range parseSources(t, dir) {
 		ast.Inspect(f, func(n ast.Node) bool {
 			call, ok := n.(*ast.CallExpr)
 			if !ok || len(call.Args) < 2 {
 				return true
 			}
-			sel, ok := call.Fun.(*ast.SelectorExpr)
-			if !ok || sel.Sel.Name != "add" {
+			if sel, ok := call.Fun.(*ast.SelectorExpr); !ok || sel.Sel.Name != "add" {
 				return true
 			}
-			format, ok := stringLit(call.Args[1])
-			if !ok {
-				return true
-			}
-			found++
-			if key := verb.ReplaceAllString(format, "%s"); ptMessages[key] == "" {
-				t.Errorf("identity message %q needs ptMessages[%q]", format, key)
+			if format, ok := stringLit(call.Args[1]); ok {
+				formats = append(formats, format)
 			}
 			return true
 		})
 	}
-	if found < 10 {
-		t.Fatalf("found only %d identity messages: the source walk is broken", found)
+	return formats
+}
+
+// fieldErrorMessage is the Message of a FieldError literal: any composite literal with the
+// keys Field and Message, its type written or elided (inside []FieldError{…}).
+func fieldErrorMessage(n ast.Node) (string, bool) {
+	lit, ok := n.(*ast.CompositeLit)
+	if !ok {
+		return "", false
+	}
+	var msg string
+	var field, message bool
+	for _, el := range lit.Elts {
+		kv, ok := el.(*ast.KeyValueExpr)
+		if !ok {
+			continue
+		}
+		switch k, _ := kv.Key.(*ast.Ident); {
+		case k == nil:
+		case k.Name == "Field":
+			field = true
+		case k.Name == "Message":
+			msg, message = stringLit(kv.Value)
+		}
+	}
+	return msg, field && message
+}
+
+// errorText is the text of an errors.New or fmt.Errorf call.
+func errorText(n ast.Node) (string, bool) {
+	call, ok := n.(*ast.CallExpr)
+	if !ok || len(call.Args) == 0 {
+		return "", false
+	}
+	sel, ok := call.Fun.(*ast.SelectorExpr)
+	if !ok || (sel.Sel.Name != "New" && sel.Sel.Name != "Errorf") {
+		return "", false
+	}
+	return stringLit(call.Args[0])
+}
+
+// requireTranslations fails for each format without its entry in ptMessages (verbs as %s).
+func requireTranslations(t *testing.T, domain string, formats []string) {
+	t.Helper()
+	verb := regexp.MustCompile(`%[-+# 0-9.]*[a-zA-Z]`)
+	for _, format := range formats {
+		if key := verb.ReplaceAllString(format, "%s"); ptMessages[key] == "" {
+			t.Errorf("%s message %q needs ptMessages[%q]", domain, format, key)
+		}
 	}
 }
 

@@ -56,23 +56,9 @@ func (a *resourceAPI) listOrganizations(w http.ResponseWriter, r *http.Request) 
 	if err := authorize(actOrgList, claims, target{}); err != nil {
 		return err
 	}
-	page, err := pageOf(r)
-	if err != nil {
-		return err
-	}
-	list, next, err := a.accounts.ListOrganizations(r.Context(), page)
-	if err != nil {
-		return err
-	}
-	if list == nil {
-		list = []identity.Organization{}
-	}
-	var cursor *string
-	if next != "" {
-		cursor = &next
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": list, "next_cursor": cursor})
-	return nil
+	return writePage(w, r, func(p identity.Page) ([]identity.Organization, string, error) {
+		return a.accounts.ListOrganizations(r.Context(), p)
+	})
 }
 
 // pageOf reads the limit and cursor of a list request.

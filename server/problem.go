@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/portaria/portaria/assessment"
 	"github.com/portaria/portaria/identity"
+	"github.com/portaria/portaria/internal/audit"
 )
 
 // problem is an RFC 9457 answer of the API: a stable machine code, an English title, and for
@@ -65,21 +67,36 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 // problemFor maps domain errors to answers, in one place.
 func problemFor(err error) *problem {
 	var ve *identity.ValidationError
+	var ave *assessment.ValidationError
 	switch {
 	case errors.As(err, &ve):
-		p := newProblem(http.StatusUnprocessableEntity, "validation_failed", "The request has invalid fields.")
-		for _, f := range ve.Fields {
-			p.Errors = append(p.Errors, fieldError{Field: f.Field, Message: f.Message})
-		}
-		return p
-	case errors.Is(err, identity.ErrNotFound):
+		return validation(fieldErrors(ve.Fields)...)
+	case errors.As(err, &ave):
+		return validation(fieldErrors(ave.Fields)...)
+	case errors.Is(err, audit.ErrInvalidQuery):
+		// Limits are checked before the query and the organization is always set: only a
+		// cursor the log did not make gets here.
+		return validation(fieldError{Field: "cursor", Message: "is not a cursor of this list"})
+	case errors.Is(err, identity.ErrNotFound), errors.Is(err, assessment.ErrNotFound):
 		return newProblem(http.StatusNotFound, "not_found", "The resource does not exist.")
-	case errors.Is(err, identity.ErrExists):
+	case errors.Is(err, assessment.ErrForbidden):
+		return newProblem(http.StatusForbidden, "forbidden", "You are not allowed to do this.")
+	case errors.Is(err, identity.ErrExists), errors.Is(err, assessment.ErrExists):
 		return newProblem(http.StatusConflict, "conflict", "The resource already exists.")
-	case isUnavailable(err):
+	case isUnavailable(err), errors.Is(err, assessment.ErrUnavailable):
 		p := newProblem(http.StatusServiceUnavailable, "unavailable", "The service is temporarily unavailable.")
 		p.header = http.Header{"Retry-After": {"1"}}
 		return p
 	}
 	return newProblem(http.StatusInternalServerError, "internal", "Internal error.")
+}
+
+// fieldErrors are a domain's field errors as the API writes them; both domains' FieldError
+// have the fields of fieldError.
+func fieldErrors[F identity.FieldError | assessment.FieldError](fields []F) []fieldError {
+	out := make([]fieldError, len(fields))
+	for i, f := range fields {
+		out[i] = fieldError(f)
+	}
+	return out
 }

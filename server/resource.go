@@ -27,12 +27,15 @@ type resourceAPI struct {
 // interface per area; *identity.Service is one.
 type Directory interface {
 	OrganizationManager
+	UserManager
+	FieldManager
+	GroupManager
 }
 
 func newResourceAPI(d Deps, auth bearerAuth) *resourceAPI {
 	return &resourceAPI{
 		log: d.Logger, issuerURL: d.Issuer, cors: d.CORSOrigins, now: d.now(), auth: auth,
-		accounts: d.Accounts, sessions: d.Sessions, oneTime: d.OneTime, mail: d.Mail,
+		accounts: d.Directory, sessions: d.Sessions, oneTime: d.OneTime, mail: d.Mail,
 	}
 }
 

@@ -67,7 +67,6 @@ func routes(d Deps) []route {
 			route{pattern: "GET /api/auth/sessions", handler: a.handle(a.listSessions)},
 			route{pattern: "DELETE /api/auth/sessions/{sid}", handler: a.unsafe(a.deleteSession)},
 			route{pattern: "POST /api/auth/sessions/revoke", handler: a.unsafe(a.revokeUserSessions)},
-			route{pattern: "POST /api/users/{user}/password/expire", handler: a.unsafe(a.expirePassword)},
 		)
 	}
 	if d.Role == RoleAll || d.Role == RoleAPI {
@@ -79,6 +78,49 @@ func routes(d Deps) []route {
 			route{pattern: "GET /api/organizations/{org}", handler: a.handle(a.getOrganization)},
 			route{pattern: "PATCH /api/organizations/{org}", handler: a.unsafe(a.renameOrganization)},
 			route{pattern: "POST /api/organizations/{org}/deactivate", handler: a.unsafe(a.deactivateOrganization)},
+			route{pattern: "POST /api/organizations/{org}/fields", handler: a.unsafe(a.createField)},
+			route{pattern: "GET /api/organizations/{org}/fields", handler: a.handle(a.listFields)},
+			route{pattern: "GET /api/organizations/{org}/fields/{field}", handler: a.handle(a.getField)},
+			route{pattern: "PATCH /api/organizations/{org}/fields/{field}", handler: a.unsafe(a.updateField)},
+			route{pattern: "DELETE /api/organizations/{org}/fields/{field}", handler: a.unsafe(a.deleteField)},
+			route{pattern: "POST /api/organizations/{org}/users", handler: a.unsafe(a.createUser)},
+			route{pattern: "GET /api/organizations/{org}/users", handler: a.handle(a.listOrganizationUsers)},
+			route{pattern: "GET /api/users", handler: a.handle(a.listUsers)},
+			route{pattern: "GET /api/users/{user}", handler: a.handle(a.getUser)},
+			route{pattern: "PATCH /api/users/{user}", handler: a.unsafe(a.updateUser)},
+			route{pattern: "PUT /api/users/{user}/permissions", handler: a.unsafe(a.setPermissions)},
+			route{pattern: "POST /api/users/{user}/password/expire", handler: a.unsafe(a.expirePassword)},
+			route{pattern: "POST /api/users/{user}/deactivate", handler: a.unsafe(a.deactivateUser)},
+			route{pattern: "POST /api/organizations/{org}/groups", handler: a.unsafe(a.createGroup)},
+			route{pattern: "GET /api/organizations/{org}/groups", handler: a.handle(a.listGroups)},
+			route{pattern: "GET /api/groups/{group}", handler: a.handle(a.getGroup)},
+			route{pattern: "GET /api/groups/{group}/members", handler: a.handle(a.listGroupMembers)},
+			route{pattern: "PATCH /api/groups/{group}", handler: a.unsafe(a.updateGroup)},
+			route{pattern: "DELETE /api/groups/{group}", handler: a.unsafe(a.deleteGroup)},
+			route{pattern: "PUT /api/groups/{group}/members/{user}", handler: a.unsafe(a.addGroupMember)},
+			route{pattern: "DELETE /api/groups/{group}/members/{user}", handler: a.unsafe(a.removeGroupMember)},
+			route{pattern: "PUT /api/groups/{group}/managers/{user}", handler: a.unsafe(a.addGroupManager)},
+			route{pattern: "DELETE /api/groups/{group}/managers/{user}", handler: a.unsafe(a.removeGroupManager)},
+			route{pattern: "GET /api/users/{user}/groups", handler: a.handle(a.listUserGroups)},
+			route{pattern: "GET /api/users/{user}/managed-groups", handler: a.handle(a.listManagedGroups)},
+		)
+		// Tests, results and the audit log. Every result answer is marked no-store (DP-01).
+		as := newAssessmentAPI(a, d)
+		rs = append(rs,
+			route{pattern: "POST /api/tests", handler: as.unsafe(as.createTest)},
+			route{pattern: "GET /api/tests", handler: as.handle(as.listTests)},
+			route{pattern: "GET /api/tests/{test}", handler: as.handle(as.getTest)},
+			route{pattern: "PATCH /api/tests/{test}", handler: as.unsafe(as.updateTest)},
+			route{pattern: "POST /api/tests/{test}/deactivate", handler: as.unsafe(as.deactivateTest)},
+			route{pattern: "POST /api/results", handler: noStore(as.unsafe(as.createResult))},
+			route{pattern: "GET /api/results/{result}", handler: noStore(as.handle(as.oneResult(as.getResult)))},
+			route{pattern: "PATCH /api/results/{result}", handler: noStore(as.unsafe(as.oneResult(as.updateResult)))},
+			route{pattern: "DELETE /api/results/{result}", handler: noStore(as.unsafe(as.oneResult(as.deleteResult)))},
+			route{pattern: "GET /api/users/{user}/results", handler: noStore(as.handle(as.listUserResults))},
+			route{pattern: "GET /api/groups/{group}/results", handler: noStore(as.handle(as.listGroupResults))},
+			route{pattern: "PUT /api/results/{result}/feedback-date", handler: noStore(as.unsafe(as.oneResult(as.setFeedbackDate)))},
+			route{pattern: "POST /api/results/feedback-date", handler: noStore(as.unsafe(as.setFeedbackDates))},
+			route{pattern: "GET /api/audit", handler: noStore(as.handle(as.listAudit))},
 		)
 	}
 	for i, r := range rs {

@@ -324,16 +324,8 @@ func TestSeedIntegramenteAPIAuth(t *testing.T) {
 		}
 	})
 
-	for _, area := range []string{
-		"Usuario: create in an organization, read, list, platform-wide search, update, permissions, deactivate",
-		"Organizacao: organizations and their custom fields",
-		"GrupoUsuario: groups, members and managers",
-		"TestePsicologico: tests catalogue, results and feedback dates (devolutiva)",
-	} {
-		t.Run(area, func(t *testing.T) {
-			t.Skip("resource API (SPEC §5) not built yet: covered by the resource-API work")
-		})
-	}
+	// The Organizacao, Usuario, GrupoUsuario and TestePsicologico sections are the resource API:
+	// TestSeedIntegramenteResourceAPI.
 }
 
 // TestSeedUsersAPI covers 001_bd260ec998e4d4d3.txt (Users API): self sign-up of an inactive user
@@ -402,8 +394,20 @@ func TestSeedUsersAPI(t *testing.T) {
 	}
 	f.clock.Advance(10 * time.Millisecond)
 
+	// Editar usuário, name and e-mail: a user changes their own name with PATCH /api/users/me; their
+	// e-mail, where password resets go, changes only through an administrator (docs/decisions.md).
 	t.Run("Editar usuário: name and e-mail", func(t *testing.T) {
-		t.Skip("PATCH /api/users/{me} is the resource API (SPEC §5), not built yet: covered by the resource-API work")
+		_, tok := f.passwordGrant(t, app.ID, secret, email, edited, "")
+		access := str(tok["access_token"])
+		if res, body := f.bearer(t, "PATCH", "/api/users/me", map[string]any{"name": "user editado"}, access); res.StatusCode != 200 || body["name"] != "user editado" {
+			t.Errorf("own name: %d %v", res.StatusCode, body)
+		}
+		if res, body := f.bearer(t, "PATCH", "/api/users/me", map[string]any{"email": "novo@email.test"}, access); res.StatusCode != 403 {
+			t.Errorf("own e-mail: %d %v, want 403", res.StatusCode, body)
+		}
+		if res, me := f.bearer(t, "GET", "/api/users/me", nil, access); res.StatusCode != 200 || me["name"] != "user editado" || me["email"] != email {
+			t.Errorf("read back: %d %v", res.StatusCode, me)
+		}
 	})
 
 	// Recovery: an e-mail with a recovery code. Recovery Password: e-mail + code + new password

@@ -68,7 +68,13 @@ type Deps struct {
 	RateLimit RateLimiter
 	// Accounts changes users for the account API (*identity.Service); Mail queues its e-mails.
 	Accounts AccountManager
-	Mail     Mailer
+	// Directory is the identity domain as the resource API uses it (*identity.Service).
+	Directory Directory
+	// Assessment is the catalogue of tests and the results (*assessment.Service); Audit records
+	// every access to results and answers GET /api/audit (*audit.Log).
+	Assessment AssessmentService
+	Audit      AuditLog
+	Mail       Mailer
 	// CookieSecure sets Secure on cookies; CORSOrigins are the browser origins allowed with
 	// credentials; Signup opens self sign-up; DecoyKey keys mfa-info's answers for unknown e-mails.
 	CookieSecure bool

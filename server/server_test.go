@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -15,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portaria/portaria/assessment"
+	assessmentsql "github.com/portaria/portaria/assessment/sqlstore"
 	"github.com/portaria/portaria/identity"
 	"github.com/portaria/portaria/identity/mail"
 	identitysql "github.com/portaria/portaria/identity/sqlstore"
+	"github.com/portaria/portaria/internal/audit"
 	"github.com/portaria/portaria/internal/sqldb"
 	"github.com/portaria/portaria/internal/testenv"
 	"github.com/portaria/portaria/keys"
@@ -41,6 +45,8 @@ type fixture struct {
 	issuer   string
 	audience string
 	clock    *clock
+	assess   *assessment.Service
+	audit    *audit.Log
 }
 
 // clock is a settable test clock, safe for concurrent use.
@@ -70,6 +76,37 @@ type fixtureConfig struct {
 	tokenStore      func(t testing.TB, db *sqldb.DB) tokens.Store
 	grace           time.Duration
 	accountFailures int
+	logs            *logBuffer
+	auditLog        func(server.AuditLog) server.AuditLog
+}
+
+// logBuffer collects what the server logs, as JSON lines; safe for the handlers' goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// withAuditLog puts wrap(log) between the server and the audit log, to fail it or watch it.
+func withAuditLog(wrap func(server.AuditLog) server.AuditLog) fixtureOption {
+	return func(c *fixtureConfig) { c.auditLog = wrap }
+}
+
+// withLogs sends every log line of the server, the identity service and the audit log to l
+// (by default they are discarded).
+func withLogs(l *logBuffer) fixtureOption {
+	return func(c *fixtureConfig) { c.logs = l }
 }
 
 // withAccountFailures sets how many failures lock an account.
@@ -104,8 +141,13 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx, identitysql.Migrations, keysql.Migrations, tokensql.Migrations); err != nil {
+	if err := db.Migrate(ctx, identitysql.Migrations, keysql.Migrations, tokensql.Migrations,
+		assessmentsql.Migrations, audit.Migrations); err != nil {
 		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.logs != nil {
+		logger = slog.New(slog.NewJSONHandler(cfg.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	master := make([]byte, 32)
 	sealer, err := keys.NewSealer(master)
@@ -121,8 +163,14 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	}
 	clk := &clock{t: time.Now()}
 	ids := identity.NewService(identitysql.New(db), identity.Options{
-		Pepper: keys.DeriveKey(master, "test pepper"), Sealer: sealer, Now: clk.Now, Password: cheapPasswords,
+		Pepper: keys.DeriveKey(master, "test pepper"), Sealer: sealer, Now: clk.Now, Password: cheapPasswords, Logger: logger,
 	})
+	assess := assessment.NewService(assessmentsql.New(db), ids, assessment.Options{Now: clk.Now})
+	auditLog := audit.New(db, logger, clk.Now)
+	var serverAudit server.AuditLog = auditLog
+	if cfg.auditLog != nil {
+		serverAudit = cfg.auditLog(auditLog)
+	}
 	var store tokens.Store = tokensql.New(db, clk.Now)
 	if cfg.tokenStore != nil {
 		store = cfg.tokenStore(t, db)
@@ -146,7 +194,8 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	go queue.Run(mailCtx)
 	t.Cleanup(stopMail)
 
-	f := &fixture{metrics: metrics, ids: ids, ring: ring, sessions: sessions, revoked: revoked, clock: clk, outbox: outbox}
+	f := &fixture{metrics: metrics, ids: ids, ring: ring, sessions: sessions, revoked: revoked, clock: clk, outbox: outbox,
+		assess: assess, audit: auditLog}
 	// The issuer is the test server's own URL, known only once it listens.
 	var h atomic.Pointer[http.Handler]
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -166,7 +215,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		t.Fatal(err)
 	}
 	handler := server.NewServer(server.Deps{
-		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:            logger,
 		Role:              server.RoleAll,
 		Issuer:            f.issuer,
 		Clients:           ids,
@@ -186,6 +235,9 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		Now:               clk.Now,
 		MFA:               ids,
 		Accounts:          ids,
+		Directory:         ids,
+		Assessment:        assess,
+		Audit:             serverAudit,
 		RateLimit:         tokens.NewRateLimit(store, clk.Now),
 		Throttle:          tokens.NewThrottle(store, tokens.ThrottleOptions{Now: clk.Now, AccountFailures: cfg.accountFailures}),
 		Mail:              testMailer{queue},
@@ -224,7 +276,7 @@ func (f *fixture) mails(t *testing.T, n int) []mail.Message {
 	}
 }
 
-func (f *fixture) client(t *testing.T, nc identity.NewClient) (identity.Client, string) {
+func (f *fixture) client(t testing.TB, nc identity.NewClient) (identity.Client, string) {
 	t.Helper()
 	c, secret, err := f.ids.CreateClient(context.Background(), nc)
 	if err != nil {

@@ -14,9 +14,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/portaria/portaria/assessment"
+	assessmentsql "github.com/portaria/portaria/assessment/sqlstore"
 	"github.com/portaria/portaria/config"
 	"github.com/portaria/portaria/identity"
 	identitysql "github.com/portaria/portaria/identity/sqlstore"
+	"github.com/portaria/portaria/internal/audit"
 	"github.com/portaria/portaria/internal/sqldb"
 	"github.com/portaria/portaria/keys"
 	keysql "github.com/portaria/portaria/keys/sqlstore"
@@ -36,6 +39,9 @@ var (
 	_ server.AccountManager      = (*identity.Service)(nil)
 	_ server.Throttler           = (*tokens.Throttle)(nil)
 	_ server.Mailer              = queuedMail{}
+	_ assessment.Access          = (*identity.Service)(nil)
+	_ server.AssessmentService   = (*assessment.Service)(nil)
+	_ server.AuditLog            = (*audit.Log)(nil)
 )
 
 // app is the opened stack: the one place that chooses backends and wires packages together.
@@ -56,11 +62,14 @@ type app struct {
 	throttle   *tokens.Throttle
 	master     []byte
 	metrics    *server.Metrics
+	assessment *assessment.Service
+	audit      *audit.Log
 }
 
 // migrationSets lists every domain's migrations, in dependency order.
 func migrationSets() []sqldb.MigrationSet {
-	return []sqldb.MigrationSet{identitysql.Migrations, keysql.Migrations, tokensql.Migrations}
+	return []sqldb.MigrationSet{identitysql.Migrations, keysql.Migrations, tokensql.Migrations,
+		assessmentsql.Migrations, audit.Migrations}
 }
 
 func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool) (*app, error) {
@@ -128,6 +137,9 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, migrate b
 		Now:    time.Now,
 		Logger: log,
 	})
+	// Assessment asks identity about users and groups through its own small interface.
+	a.assessment = assessment.NewService(assessmentsql.New(db), a.identity, assessment.Options{Now: time.Now})
+	a.audit = audit.New(db, log, time.Now)
 	a.issuer = tokens.NewIssuer(a.ring, cfg.Issuer, cfg.Audience, time.Now)
 	// The revocation feed is durable SQL whatever holds the token state: it must survive a
 	// token-store restart and be shared by every instance.

@@ -116,6 +116,20 @@ func TestResourceRoleVerifiesOffline(t *testing.T) {
 	if code := getMe(t, tokenBase, tok.AccessToken); code != 200 {
 		t.Errorf("me is served by both roles: %d", code)
 	}
+	// The resource API is the api role's, not the token server's (404, or 405 beside the CORS
+	// preflight route of /api/).
+	for base, want := range map[string]int{apiBase: 200, tokenBase: 405} {
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/users?limit=1", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("GET %s/api/users: %d, want %d", base, res.StatusCode, want)
+		}
+	}
 	if res, _ := http.Post(apiBase+"/oauth/token", "application/x-www-form-urlencoded", nil); res.StatusCode != 404 {
 		t.Errorf("api role must not serve the token endpoint: %d", res.StatusCode)
 	}

@@ -59,6 +59,26 @@ func Run(t *testing.T, newStore func(t *testing.T) identity.Store) {
 		{"replacing recovery codes voids the old ones and needs 2FA on", testReplaceRecoveryCodes},
 		{"deleting TOTP turns 2FA off and removes the recovery codes", testDeleteTOTP},
 		{"a user update neither changes nor forgets MFAEnabled", testUpdateUserKeepsMFA},
+
+		{"a created field reads back exactly, alone and in its organization's list", testFieldRoundTrip},
+		{"another organization's field is not found, changed or deleted", testFieldTenant},
+		{"field names are unique within an organization", testFieldNameUnique},
+		{"a field update persists and keeps id, organization, type and creation time", testFieldUpdate},
+		{"deleting a field removes its values", testDeleteFieldRemovesValues},
+		{"custom field values round-trip through create and update", testUserFieldValues},
+		{"users list by organization, text, activity, permission and field value, page after page", testUserQueries},
+		{"an organization user update counts the other active administrators", testLastAdminCount},
+		{"of two concurrent demotions of the last two administrators one is refused", testConcurrentDemotions},
+
+		{"a created group reads back exactly; an unknown id, a taken id and a missing organization fail", testCreateGroup},
+		{"a group update changes name and description only, and only through its organization", testUpdateGroup},
+		{"a soft-deleted group disappears from reads, lists and links", testDeleteGroup},
+		{"an organization's groups list in id order, page after page, nobody else's", testListGroups},
+		{"members and managers are separate links, added and removed idempotently", testGroupLinks},
+		{"links need a live group and an active user of the same organization", testGroupLinksStayInTheOrganization},
+		{"concurrent adds of the same member neither fail nor duplicate", testConcurrentGroupLinks},
+		{"a group's members list in user id order, page after page", testPageGroupUsers},
+		{"a user's groups list in group id order, page after page, only in their organization", testPageUserGroups},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

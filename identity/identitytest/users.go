@@ -1,6 +1,7 @@
 package identitytest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -28,6 +29,7 @@ func newUser(org string) identity.User {
 		CreatedAt:         at(0),
 		UpdatedAt:         at(time.Second),
 		PasswordHash:      "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5",
+		Fields:            map[string]json.RawMessage{},
 	}
 }
 
@@ -161,6 +163,7 @@ func testUpdateUser(t *testing.T, s identity.Store) {
 		CreatedAt:         u.CreatedAt,
 		UpdatedAt:         at(time.Hour),
 		PasswordHash:      "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3a2V5",
+		Fields:            map[string]json.RawMessage{},
 	}
 	got, err := s.UpdateUser(t.Context(), u.ID, func(old identity.User) (identity.User, error) {
 		sameRecord(t, "user", old, u)

@@ -18,7 +18,7 @@ func TestPostgres(t *testing.T) {
 	identitytest.Run(t, func(t *testing.T) identity.Store { return open(t, testenv.PostgresURL(t)) })
 }
 
-func open(t *testing.T, dsn string) *sqlstore.Store {
+func open(t testing.TB, dsn string) *sqlstore.Store {
 	t.Helper()
 	db, err := sqldb.Open(t.Context(), dsn)
 	if err != nil {
