@@ -2,14 +2,18 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/portaria/portaria/identity"
 )
 
-// TestSeedIntegramenteResourceAPI covers the Organizacao, Usuario and GrupoUsuario sections of
-// 000_06d3a5a2ab1d88d0.txt (IntegramenteAPI), one documented operation after the other, as a
-// platform administrator and an organization's own administrator would run them. Where the
+// TestSeedIntegramenteResourceAPI covers the Organizacao, Usuario, GrupoUsuario and
+// TestePsicologico sections of 000_06d3a5a2ab1d88d0.txt (IntegramenteAPI), one documented
+// operation after the other, as a platform administrator, an organization's own administrator
+// and a psychologist of the organization would run them. Where the
 // document says PUT for a rename or a deactivation, Portaria has PATCH and POST …/deactivate
 // (SPEC §5).
 func TestSeedIntegramenteResourceAPI(t *testing.T) {
@@ -31,6 +35,7 @@ func TestSeedIntegramenteResourceAPI(t *testing.T) {
 	ok("cria um novo campo personalizado", res.StatusCode, 201, field)
 	// The organization's administrator, who runs the Usuario and GrupoUsuario sections.
 	f.addUser(t, "second admin", id(org), identity.PermOrgAdmin)
+	f.addUser(t, "psychologist", id(org), "results:read", "results:write")
 	res, body := f.as(t, "platform admin", "GET", o, nil)
 	ok("retorna os dados de uma organização", res.StatusCode, 200, body)
 	res, body = f.as(t, "platform admin", "GET", "/api/organizations", nil)
@@ -59,7 +64,7 @@ func TestSeedIntegramenteResourceAPI(t *testing.T) {
 	ok("retorna os dados de um usuário", res.StatusCode, 200, body)
 	res, body = f.as(t, "second admin", "GET", o+"/users", nil)
 	ok("retorna os usuários de uma organização", res.StatusCode, 200, body)
-	if len(items(body)) != 3 {
+	if len(items(body)) != 4 {
 		t.Errorf("users of the organization: %v", body)
 	}
 	res, body = f.as(t, "platform admin", "GET", "/api/users?q=integramente&limit=1", nil)
@@ -111,6 +116,48 @@ func TestSeedIntegramenteResourceAPI(t *testing.T) {
 	if len(items(body)) != 1 {
 		t.Errorf("groups of the member: %v", body)
 	}
+	// TestePsicologico: the catalogue is the platform's, results are the organization's.
+	schema := json.RawMessage(`{"type":"object","required":["total"],"properties":{"total":{"type":"integer","minimum":0}}}`)
+	res, test := f.as(t, "platform admin", "POST", "/api/tests", map[string]any{"name": "Inventário", "description": "Um teste",
+		"version": "1", "score_schema": schema})
+	ok("cria um novo teste psicológico", res.StatusCode, 201, test)
+	tp := "/api/tests/" + id(test)
+	applied := f.clock.Now().UTC().Format(time.RFC3339)
+	newResult := func() string {
+		t.Helper()
+		res, body := f.as(t, "psychologist", "POST", "/api/results", map[string]any{"user_id": id(user), "test_id": id(test),
+			"group_id": id(group), "scores": json.RawMessage(`{"total":12}`), "answers": json.RawMessage(`[1,2,3]`), "applied_at": applied})
+		ok("cria um novo resultado", res.StatusCode, 201, body)
+		return "/api/results/" + id(body)
+	}
+	r1, r2 := newResult(), newResult()
+	res, body = f.as(t, "psychologist", "GET", tp, nil)
+	ok("retorna um teste psicológico", res.StatusCode, 200, body)
+	res, body = f.as(t, "psychologist", "GET", "/api/tests", nil)
+	ok("retorna todos os testes", res.StatusCode, 200, body)
+	res, body = f.as(t, "psychologist", "GET", g+"/results", nil)
+	ok("retorna os resultados de um grupo", res.StatusCode, 200, body)
+	if len(items(body)) != 2 {
+		t.Errorf("results of the group: %v", body)
+	}
+	res, body = f.as(t, "psychologist", "GET", u+"/results", nil)
+	ok("retorna os resultados de um usuário", res.StatusCode, 200, body)
+	res, body = f.as(t, "psychologist", "GET", r1, nil)
+	ok("retorna um resultado", res.StatusCode, 200, body)
+	res, body = f.as(t, "platform admin", "PATCH", tp, map[string]any{"description": "Revisado", "version": "1.1"})
+	ok("atualiza um teste psicológico", res.StatusCode, 200, body)
+	res, body = f.as(t, "psychologist", "PATCH", r1, map[string]any{"scores": json.RawMessage(`{"total":14}`)})
+	ok("atualiza um resultado", res.StatusCode, 200, body)
+	res, body = f.as(t, "psychologist", "PUT", r1+"/feedback-date", map[string]any{"feedback_at": applied})
+	ok("define a data da devolutiva de um resultado", res.StatusCode, 204, body)
+	res, body = f.as(t, "psychologist", "POST", "/api/results/feedback-date", map[string]any{
+		"result_ids": []string{strings.TrimPrefix(r1, "/api/results/"), strings.TrimPrefix(r2, "/api/results/")}, "feedback_at": applied})
+	ok("define a data da devolutiva de vários resultados", res.StatusCode, 204, body)
+	res, body = f.as(t, "psychologist", "DELETE", r2, nil)
+	ok("exclui um resultado", res.StatusCode, 204, body)
+	res, body = f.as(t, "platform admin", "POST", tp+"/deactivate", nil)
+	ok("desativa um teste psicológico", res.StatusCode, 204, body)
+
 	res, body = f.as(t, "second admin", "PATCH", g, map[string]any{"name": "Equipe A", "description": "Renomeada"})
 	ok("atualiza nome e descrição", res.StatusCode, 200, body)
 	res, body = f.as(t, "second admin", "DELETE", g+"/members/"+id(user), nil)
