@@ -12,6 +12,7 @@ import (
 
 	"github.com/portaria/portaria/identity"
 	"github.com/portaria/portaria/identity/mail"
+	"github.com/portaria/portaria/internal/audit"
 	"github.com/portaria/portaria/tokens"
 )
 
@@ -42,6 +43,7 @@ type AccountManager interface {
 
 // accountAPI is /api/auth: cookie sessions for browsers and the account's own security flows.
 type accountAPI struct {
+	auditor
 	log       *slog.Logger
 	issuerURL string
 	cors      []string
@@ -139,10 +141,12 @@ func (a *accountAPI) login(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	ip := clientIP(r, a.trusted)
 	u, err := a.logins.password(ctx, BrowserClient, body.Email, body.Password, ip)
+	a.auditLogin(r, u, err, "password")
 	amr := []string{"pwd"}
 	var mfa *mfaRequiredError
 	if errors.As(err, &mfa) && body.OTP != "" {
 		u, amr, err = a.logins.secondFactor(ctx, BrowserClient, mfa.token, body.OTP, "", ip)
+		a.auditLogin(r, u, err, "totp")
 	}
 	if err != nil {
 		return err
@@ -166,10 +170,22 @@ func (a *accountAPI) loginMFA(w http.ResponseWriter, r *http.Request) error {
 		return validation(fieldError{Field: "otp", Message: "send mfa_token and one of otp or recovery_code"})
 	}
 	u, amr, err := a.logins.secondFactor(r.Context(), BrowserClient, body.MFAToken, body.OTP, body.RecoveryCode, clientIP(r, a.trusted))
+	factor := "totp"
+	if body.RecoveryCode != "" {
+		factor = "recovery"
+	}
+	a.auditLogin(r, u, err, factor)
 	if err != nil {
 		return err
 	}
 	return a.startSession(w, r, u, amr)
+}
+
+// auditLogin records a browser login step (AU-01).
+func (a *accountAPI) auditLogin(r *http.Request, u identity.User, err error, factor string) {
+	if e, ok := loginEvent(BrowserClient, u, err, factor); ok {
+		a.security(r, e)
+	}
 }
 
 // startSession starts a browser session: new cookies (never the ones the browser sent: no
@@ -255,6 +271,8 @@ func (a *accountAPI) logout(w http.ResponseWriter, r *http.Request) error {
 			if err := a.sessions.Revoke(ctx, sess.ID); err != nil {
 				return err
 			}
+			a.security(r, audit.Event{Type: audit.SessionRevoked, Outcome: audit.OutcomeSuccess, ActorID: sess.UserID,
+				ClientID: sess.ClientID, OrgID: sess.Org, SubjectID: sess.UserID, Details: map[string]string{"reason": "logout", "family": sess.ID}})
 		} else if !errors.Is(err, tokens.ErrSessionNotFound) {
 			return err
 		}
@@ -322,6 +340,15 @@ func (a *accountAPI) forgot(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	data := mail.Data{To: to, Name: u.Name, Link: a.link("/reset-password", url.Values{"token": {tok}, "email": {to}}), Code: tok, ExpiresIn: resetTTL}
+	// Recorded for known and unknown addresses alike (the same work either way); the subject is
+	// the user only when there is one.
+	e := audit.Event{Type: audit.PasswordResetRequested, Outcome: audit.OutcomeSuccess}
+	if known {
+		e.SubjectID, e.OrgID = u.ID, u.OrgID
+	} else {
+		e.Outcome, e.Details = audit.OutcomeFailure, map[string]string{"reason": "unknown_account"}
+	}
+	a.security(r, e)
 	if known {
 		if err := a.mail.Deliver(mail.PasswordReset, preferredLanguage(r), data); err != nil {
 			a.log.WarnContext(ctx, "password reset e-mail not queued", "err", err, "request_id", requestID(ctx))
@@ -410,6 +437,8 @@ func (a *accountAPI) reset(w http.ResponseWriter, r *http.Request) error {
 	if err := a.sessions.RevokeUser(ctx, u.ID); err != nil {
 		return err
 	}
+	a.security(r, audit.Event{Type: audit.PasswordResetCompleted, Outcome: audit.OutcomeSuccess, ActorID: u.ID,
+		OrgID: u.OrgID, SubjectID: u.ID, Details: map[string]string{"reason": ot.Purpose}})
 	a.notify(ctx, r, mail.PasswordChanged, u)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -497,6 +526,12 @@ func (a *accountAPI) change(w http.ResponseWriter, r *http.Request) error {
 	if err := a.endSessions(w, r, u, amr); err != nil {
 		return err
 	}
+	reason := "current_password"
+	if body.PasswordChangeToken != "" {
+		reason = "password_expired"
+	}
+	a.security(r, audit.Event{Type: audit.PasswordChanged, Outcome: audit.OutcomeSuccess, ActorID: u.ID,
+		OrgID: u.OrgID, SubjectID: u.ID, Details: map[string]string{"reason": reason}})
 	a.notify(ctx, r, mail.PasswordChanged, u)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

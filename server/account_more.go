@@ -10,6 +10,7 @@ import (
 
 	"github.com/portaria/portaria/identity"
 	"github.com/portaria/portaria/identity/mail"
+	"github.com/portaria/portaria/internal/audit"
 	"github.com/portaria/portaria/tokens"
 )
 
@@ -160,6 +161,7 @@ func (a *accountAPI) deleteSession(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
+	a.security(r, byCaller(claims, audit.SessionRevoked, nil, claims.Subject, map[string]string{"reason": "user", "family": r.PathValue("sid")}))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -176,17 +178,23 @@ func (a *accountAPI) revokeUserSessions(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(claims.Perms, identity.PermSupport) && !slices.Contains(claims.Perms, identity.PermPlatformAdmin) {
-		return newProblem(http.StatusForbidden, "forbidden", "You are not allowed to do this.")
-	}
 	var body revokeUserBody
+	if !slices.Contains(claims.Perms, identity.PermSupport) && !slices.Contains(claims.Perms, identity.PermPlatformAdmin) {
+		err := newProblem(http.StatusForbidden, "forbidden", "You are not allowed to do this.")
+		a.security(r, byCaller(claims, audit.SessionRevoked, err, "", map[string]string{"reason": "support"}))
+		return err
+	}
 	if err := decodeJSON(r, &body); err != nil {
 		return err
 	}
-	if _, err := a.accounts.User(r.Context(), body.UserID); err != nil {
-		return err
+	u, err := a.accounts.User(r.Context(), body.UserID)
+	if err == nil {
+		err = a.sessions.RevokeUser(r.Context(), body.UserID)
 	}
-	if err := a.sessions.RevokeUser(r.Context(), body.UserID); err != nil {
+	e := byCaller(claims, audit.SessionRevoked, err, body.UserID, map[string]string{"reason": "support"})
+	e.OrgID = u.OrgID
+	a.security(r, e)
+	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -13,10 +15,74 @@ import (
 	"github.com/portaria/portaria/tokens"
 )
 
-// AuditLog records audit events and lists them; *audit.Log is one.
+// AuditLog records audit events and lists them; *audit.Log is one. Record stores an event before
+// it returns; Enqueue writes its log line at once and stores it in the background, for the
+// security events of hot paths.
 type AuditLog interface {
 	Record(ctx context.Context, e audit.Event) error
+	Enqueue(ctx context.Context, e audit.Event) error
 	List(ctx context.Context, q audit.Query) ([]audit.Event, string, error)
+}
+
+// auditor fills and records the audit events of requests, for every handler set.
+type auditor struct {
+	logger  *slog.Logger
+	sink    AuditLog // nil records nothing
+	trusted []netip.Prefix
+}
+
+func newAuditor(d Deps) auditor {
+	return auditor{logger: d.Logger, sink: d.Audit, trusted: d.TrustedProxies}
+}
+
+// security records a security event (AU-01) of the request: the route, request id, client IP and
+// user agent are the request's; the caller fills who, whom and what. It never fails the request:
+// a failure to store is logged, and the event's log line is written all the same.
+func (a auditor) security(r *http.Request, e audit.Event) {
+	if a.sink == nil {
+		return
+	}
+	e.Route, e.RequestID, e.IP, e.UserAgent = r.Pattern, requestID(r.Context()), clientIP(r, a.trusted), r.UserAgent()
+	if err := a.sink.Enqueue(r.Context(), e); err != nil {
+		a.logger.ErrorContext(r.Context(), "audit event not stored", "type", e.Type, "err", err, "request_id", e.RequestID)
+	}
+}
+
+// loginEvent is the event of a login step's outcome for clientID (the password grant, the MFA
+// grant, the cookie login): success once the user is fully authenticated, failure of the
+// password or of the second factor, the account throttled, or a password that must change. A
+// step that only asks for the second factor records nothing yet; the step after it does.
+func loginEvent(clientID string, u identity.User, err error, factor string) (audit.Event, bool) {
+	e := audit.Event{Type: audit.LoginFailed, Outcome: audit.OutcomeFailure, ClientID: clientID,
+		Details: map[string]string{"factor": factor}}
+	var (
+		mfa       *mfaRequiredError
+		throttled *throttledError
+		expired   *passwordExpiredError
+	)
+	switch {
+	case err == nil:
+		e.Type, e.Outcome, e.ActorID, e.SubjectID, e.OrgID = audit.LoginSucceeded, audit.OutcomeSuccess, u.ID, u.ID, u.OrgID
+	case errors.As(err, &mfa):
+		return e, false
+	case errors.As(err, &throttled):
+		e.Type, e.Outcome, e.Details["reason"] = audit.AccountLocked, audit.OutcomeDenied, "throttled"
+	case errors.As(err, &expired):
+		e.Details["reason"] = "password_expired"
+	case errors.Is(err, errInvalidOTP):
+		e.Type = audit.MFAFailed
+	case errors.Is(err, errBadCredentials):
+		e.Details["reason"] = "credentials"
+	default:
+		return e, false // an outage, not an attempt
+	}
+	return e, true
+}
+
+// byCaller is a security event done by the caller of a verified token to subject.
+func byCaller(claims tokens.AccessClaims, typ string, err error, subject string, details map[string]string) audit.Event {
+	return audit.Event{Type: typ, Outcome: outcomeOf(err), ActorID: claims.Subject, ClientID: claims.ClientID,
+		OrgID: claims.Org, SubjectID: subject, Details: details}
 }
 
 // errAuditUnavailable answers a read whose audit event could not be stored: sensitive data is
@@ -30,7 +96,7 @@ var errAuditUnavailable = func() *problem {
 // event is the audit event of a request by an authenticated user: who (the token's subject and
 // client), in which organization, through which route (the pattern, never the URL), from
 // where. The caller says what it was about.
-func (a *assessmentAPI) event(r *http.Request, claims tokens.AccessClaims, typ string) audit.Event {
+func (a auditor) event(r *http.Request, claims tokens.AccessClaims, typ string) audit.Event {
 	return audit.Event{
 		Type: typ, ActorID: claims.Subject, ClientID: claims.ClientID, OrgID: claims.Org,
 		Route: r.Pattern, RequestID: requestID(r.Context()), IP: clientIP(r, a.trusted), UserAgent: r.UserAgent(),
@@ -68,14 +134,14 @@ func (a *assessmentAPI) auditChange(r *http.Request, err error, events ...audit.
 
 // record stores the events, each with the outcome of err unless it has its own, and returns
 // the first failure to store one (logged, with the request id to find the request).
-func (a *assessmentAPI) record(r *http.Request, err error, events ...audit.Event) error {
+func (a auditor) record(r *http.Request, err error, events ...audit.Event) error {
 	var first error
 	for _, e := range events {
 		if e.Outcome == "" {
 			e.Outcome = outcomeOf(err)
 		}
-		if rerr := a.audit.Record(r.Context(), e); rerr != nil {
-			a.log.ErrorContext(r.Context(), "audit event not stored", "type", e.Type, "err", rerr, "request_id", requestID(r.Context()))
+		if rerr := a.sink.Record(r.Context(), e); rerr != nil {
+			a.logger.ErrorContext(r.Context(), "audit event not stored", "type", e.Type, "err", rerr, "request_id", requestID(r.Context()))
 			if first == nil {
 				first = rerr
 			}
@@ -165,7 +231,7 @@ func (a *assessmentAPI) listAudit(w http.ResponseWriter, r *http.Request) error 
 	var events []audit.Event
 	var next string
 	if err == nil {
-		events, next, err = a.audit.List(r.Context(), q)
+		events, next, err = a.sink.List(r.Context(), q)
 	}
 	e := a.event(r, claims, audit.AuditRead)
 	e.SubjectID = q.OrgID

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/portaria/portaria/identity"
+	"github.com/portaria/portaria/internal/audit"
 	"github.com/portaria/portaria/tokens"
 )
 
@@ -127,7 +128,7 @@ func (a *resourceAPI) renameOrganization(w http.ResponseWriter, r *http.Request)
 // log in or refresh (the token endpoint checks the organization on both), and their sessions end:
 // refresh tokens at once, access tokens at every resource server within seconds.
 func (a *resourceAPI) deactivateOrganization(w http.ResponseWriter, r *http.Request) error {
-	_, o, err := a.organization(r, actOrgDeactivate)
+	claims, o, err := a.organization(r, actOrgDeactivate)
 	if err != nil {
 		return err
 	}
@@ -143,6 +144,9 @@ func (a *resourceAPI) deactivateOrganization(w http.ResponseWriter, r *http.Requ
 			return err
 		}
 	}
+	e := byCaller(claims, audit.OrgDeactivated, nil, o.ID, nil)
+	e.OrgID = o.ID
+	a.security(r, e)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 // checks access tokens offline and needs neither the key ring nor the token endpoint, so
 // `portaria serve --role api` serves it on its own.
 type resourceAPI struct {
+	auditor
 	log       *slog.Logger
 	issuerURL string
 	cors      []string
@@ -34,7 +35,8 @@ type Directory interface {
 
 func newResourceAPI(d Deps, auth bearerAuth) *resourceAPI {
 	return &resourceAPI{
-		log: d.Logger, issuerURL: d.Issuer, cors: d.CORSOrigins, now: d.now(), auth: auth,
+		auditor: newAuditor(d),
+		log:     d.Logger, issuerURL: d.Issuer, cors: d.CORSOrigins, now: d.now(), auth: auth,
 		accounts: d.Directory, sessions: d.Sessions, oneTime: d.OneTime, mail: d.Mail,
 	}
 }

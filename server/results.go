@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/portaria/portaria/assessment"
@@ -39,13 +38,11 @@ type AssessmentService interface {
 // assessment service, the audit log and what an audit event needs to know of a request.
 type assessmentAPI struct {
 	*resourceAPI
-	assess  AssessmentService
-	audit   AuditLog
-	trusted []netip.Prefix
+	assess AssessmentService
 }
 
 func newAssessmentAPI(a *resourceAPI, d Deps) *assessmentAPI {
-	return &assessmentAPI{resourceAPI: a, assess: d.Assessment, audit: d.Audit, trusted: d.TrustedProxies}
+	return &assessmentAPI{resourceAPI: a, assess: d.Assessment}
 }
 
 // actor is the caller as the assessment domain sees it, taken from the verified token only.

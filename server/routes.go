@@ -135,7 +135,8 @@ func routes(d Deps) []route {
 
 func newAccountAPI(d Deps, auth bearerAuth) *accountAPI {
 	return &accountAPI{
-		log: d.Logger, issuerURL: d.Issuer, cors: d.CORSOrigins, secure: d.CookieSecure,
+		auditor: newAuditor(d),
+		log:     d.Logger, issuerURL: d.Issuer, cors: d.CORSOrigins, secure: d.CookieSecure,
 		accessTTL: d.DefaultAccessTTL, refreshTL: d.DefaultRefreshTTL, now: d.now(), auth: auth,
 		logins: d.logins(), accounts: d.Accounts, sessions: d.Sessions, oneTime: d.OneTime,
 		issuer: d.Tokens, mail: d.Mail, metrics: d.Metrics, trusted: d.TrustedProxies, signupOpen: d.Signup, decoyKey: d.DecoyKey,

@@ -167,6 +167,10 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	})
 	assess := assessment.NewService(assessmentsql.New(db), ids, assessment.Options{Now: clk.Now})
 	auditLog := audit.New(db, logger, clk.Now)
+	auditCtx, stopAudit := context.WithCancel(ctx)
+	auditDone := make(chan struct{})
+	go func() { auditLog.Run(auditCtx); close(auditDone) }()
+	t.Cleanup(func() { stopAudit(); <-auditDone })
 	var serverAudit server.AuditLog = auditLog
 	if cfg.auditLog != nil {
 		serverAudit = cfg.auditLog(auditLog)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/portaria/portaria/identity"
 	"github.com/portaria/portaria/identity/mail"
+	"github.com/portaria/portaria/internal/audit"
 	"github.com/portaria/portaria/tokens"
 )
 
@@ -247,13 +248,27 @@ func (a *resourceAPI) setPermissions(w http.ResponseWriter, r *http.Request) err
 	}
 	ctx := r.Context()
 	after := *body.Permissions
-	_, err = a.accounts.SetPermissions(ctx, u.ID, after, func(before []string) error { return checkGrant(claims, before, after) })
+	before, err := a.accounts.SetPermissions(ctx, u.ID, after, func(before []string) error { return checkGrant(claims, before, after) })
+	err = userChangeProblem(err)
+	e := byCaller(claims, audit.PermissionsChanged, err, u.ID, map[string]string{"after": strings.Join(after, " ")})
+	if err == nil {
+		e.Details["before"] = strings.Join(before, " ")
+	}
+	e.OrgID = u.OrgID
+	a.security(r, e)
 	if err != nil {
-		return userChangeProblem(err)
+		return err
 	}
 	// New permissions reach the token at the next refresh; the sessions stay.
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// onUser is the security event of a successful change of u by the caller.
+func (a *resourceAPI) onUser(claims tokens.AccessClaims, typ string, u identity.User) audit.Event {
+	e := byCaller(claims, typ, nil, u.ID, nil)
+	e.OrgID = u.OrgID
+	return e
 }
 
 func userChangeProblem(err error) error {
@@ -280,6 +295,7 @@ func (a *resourceAPI) expirePassword(w http.ResponseWriter, r *http.Request) err
 	if err := a.sessions.RevokeUser(ctx, u.ID); err != nil {
 		return err
 	}
+	a.security(r, a.onUser(claims, audit.PasswordExpired, u))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -305,6 +321,7 @@ func (a *resourceAPI) deactivateUser(w http.ResponseWriter, r *http.Request) err
 	if err := a.sessions.RevokeUser(ctx, u.ID); err != nil {
 		return err
 	}
+	a.security(r, a.onUser(claims, audit.UserDeactivated, u))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

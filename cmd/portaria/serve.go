@@ -58,6 +58,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		wg.Go(func() { a.ring.Run(bg) })
 	}
 	wg.Go(func() { sweepLoop(bg, a, time.Minute) })
+	// Security events are stored in batches; Run stores what is queued before it returns.
+	wg.Go(func() { a.audit.Run(bg) })
 
 	verifier, err := a.newVerifier(ctx, role)
 	if err != nil {

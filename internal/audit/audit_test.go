@@ -45,6 +45,7 @@ func run(t *testing.T, dsn func(testing.TB) string) {
 		{"a failed insert still writes the log line and reports the error", testInsertFailure},
 		{"concurrent records get distinct ids", testConcurrentRecords},
 		{"the pruning statement of docs/audit.md removes only old events", testPrune},
+		{"enqueued events are logged at once and all stored by Run, in batches", testEnqueue},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.test(t, newFixture(t, dsn(t))) })
@@ -545,5 +546,32 @@ func testPrune(t *testing.T, f *fixture) {
 	events, _ := f.list(t, audit.Query{OrgID: "org-a"})
 	if len(events) != 1 || events[0].SubjectID != "recent" {
 		t.Errorf("after pruning: %+v, want only the recent event", events)
+	}
+}
+
+func testEnqueue(t *testing.T, f *fixture) {
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.log.Run(ctx); close(done) }()
+	const n = 600 // more than a batch
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if err := f.log.Enqueue(context.Background(), resultRead("org-a", "user-1", fmt.Sprint("result-", i))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if lines := len(f.lines(t)); lines != n {
+		t.Errorf("%d log lines right after Enqueue, want %d", lines, n)
+	}
+	stop() // Run stores what is still queued before it returns
+	<-done
+	if got := len(f.listAll(t, audit.Query{OrgID: "org-a", Limit: 500})); got != n {
+		t.Errorf("%d events stored, want %d", got, n)
+	}
+	if err := f.log.Enqueue(context.Background(), audit.Event{Type: "no.such.type", Outcome: audit.OutcomeSuccess}); !errors.Is(err, audit.ErrInvalidEvent) {
+		t.Errorf("an unknown type: %v", err)
 	}
 }

@@ -35,6 +35,8 @@ const (
 	PasswordExpired        = "password.expired"    // an administrator forced a change
 	PermissionsChanged     = "permissions.changed" // details: before, after
 	UserDeleted            = "user.deleted"
+	UserDeactivated        = "user.deactivated" // ends the user's sessions
+	OrgDeactivated         = "organization.deactivated"
 
 	ResultRead        = "result.read"
 	ResultListed      = "result.listed" // SubjectID: the user or group whose results were listed
@@ -54,7 +56,7 @@ var knownTypes = []string{
 	LoginSucceeded, LoginFailed, MFAFailed, AccountLocked,
 	TokenIssued, TokenRefreshed, TokenRevoked, RefreshReuseDetected, SessionRevoked,
 	PasswordChanged, PasswordResetRequested, PasswordResetCompleted, PasswordExpired,
-	PermissionsChanged, UserDeleted,
+	PermissionsChanged, UserDeleted, UserDeactivated, OrgDeactivated,
 	ResultRead, ResultListed, ResultCreated, ResultUpdated, ResultDeleted, ResultFeedbackSet,
 	ResultDenied, AuditRead,
 }

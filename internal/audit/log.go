@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/portaria/portaria/internal/sqldb"
@@ -38,6 +39,9 @@ type Log struct {
 	logger *slog.Logger
 	now    func() time.Time
 	ids    idSource
+
+	queueOnce sync.Once
+	pending   chan Event // events of Enqueue waiting for Run
 }
 
 // New returns a Log on a database migrated with Migrations. logger receives one line per event;
@@ -63,13 +67,10 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 	e.ID = l.ids.next(at)
 	// Microseconds are what PostgreSQL keeps: the row and the line then carry the same time.
 	e.At = at.UTC().Truncate(time.Microsecond)
-
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-	defer cancel()
-	_, err = l.db.NewInsert().Model(toRow(e)).Exec(ctx)
+	err = l.insert(ctx, []Event{e})
 	l.writeLine(ctx, e)
 	if err != nil {
-		return fmt.Errorf("record audit event %s %s: %w", e.Type, e.ID, sqldb.Translate(err))
+		return fmt.Errorf("record audit event %s %s: %w", e.Type, e.ID, err)
 	}
 	return nil
 }

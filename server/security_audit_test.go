@@ -1,0 +1,143 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portaria/portaria/identity"
+	"github.com/portaria/portaria/internal/audit"
+)
+
+// securityEvents waits until the audit log holds at least n security events (they are stored in
+// batches within 100 ms) and returns every event, oldest first.
+func (f *fixture) securityEvents(t *testing.T, n int) []audit.Event {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var all []audit.Event
+		q := audit.Query{Platform: true, Limit: audit.MaxLimit}
+		for {
+			page, next, err := f.audit.List(context.Background(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, page...)
+			if next == "" {
+				break
+			}
+			q.Cursor = next
+		}
+		var security []audit.Event
+		for i := len(all) - 1; i >= 0; i-- {
+			if !strings.HasPrefix(all[i].Type, "result.") && all[i].Type != audit.AuditRead {
+				security = append(security, all[i])
+			}
+		}
+		if len(security) >= n || time.Now().After(deadline) {
+			return security
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// AU-01: each security event of the account and resource APIs, done once, leaves exactly one
+// event of its type, with who, whom, organization, route, request id, client IP and a UTC time.
+func TestSecurityEventsAreAudited(t *testing.T) {
+	f := newOrgFixture(t)
+	anaID := f.user.ID
+	member := f.userID(t, memberAEmail)
+	origin := []string{"Origin", f.issuer}
+
+	// Cookie logins: a wrong password, then a success; logout.
+	f.api(t, "POST", "/api/auth/login", map[string]string{"email": "ana@acme.test", "password": "wrong password!"}, nil, origin...)
+	_, cookies := f.cookieLogin(t)
+	f.api(t, "POST", "/api/auth/logout", nil, cookies, origin...)
+	// A reset asked for a known and an unknown address, and completed.
+	f.api(t, "POST", "/api/auth/password/forgot", map[string]string{"email": "ana@acme.test"}, nil, origin...)
+	f.api(t, "POST", "/api/auth/password/forgot", map[string]string{"email": "nobody@acme.test"}, nil, origin...)
+	code := codeIn(t, f.mailsTo(t, "ana@acme.test", "/reset-password#", 1)[0])
+	const reset = "uma frase-senha redefinida"
+	if res, body := f.api(t, "POST", "/api/auth/password/reset", map[string]string{"email": "ana@acme.test", "token": code,
+		"new_password": reset, "new_password_confirm": reset}, nil, origin...); res.StatusCode != 204 {
+		t.Fatalf("reset: %d %v", res.StatusCode, body)
+	}
+	// Administration: permissions, expiry, deactivation, support's revocation, an organization.
+	f.as(t, "org admin of A", "PUT", "/api/users/"+member+"/permissions", map[string]any{"permissions": []string{"users:read", "groups:read"}})
+	f.as(t, "org admin of A", "POST", "/api/users/"+member+"/password/expire", nil)
+	f.as(t, "support", "POST", "/api/auth/sessions/revoke", map[string]string{"user_id": anaID})
+	f.as(t, "org admin of A", "POST", "/api/users/"+member+"/deactivate", nil)
+	f.as(t, "platform admin", "POST", "/api/organizations/"+f.orgB.ID+"/deactivate", nil)
+
+	want := []struct {
+		typ, outcome, subject, org string
+	}{
+		{audit.LoginFailed, audit.OutcomeFailure, "", ""},
+		{audit.LoginSucceeded, audit.OutcomeSuccess, anaID, f.orgA.ID},
+		{audit.SessionRevoked, audit.OutcomeSuccess, anaID, f.orgA.ID},
+		{audit.PasswordResetRequested, audit.OutcomeSuccess, anaID, f.orgA.ID},
+		{audit.PasswordResetRequested, audit.OutcomeFailure, "", ""},
+		{audit.PasswordResetCompleted, audit.OutcomeSuccess, anaID, f.orgA.ID},
+		{audit.PermissionsChanged, audit.OutcomeSuccess, member, f.orgA.ID},
+		{audit.PasswordExpired, audit.OutcomeSuccess, member, f.orgA.ID},
+		{audit.SessionRevoked, audit.OutcomeSuccess, anaID, f.orgA.ID},
+		{audit.UserDeactivated, audit.OutcomeSuccess, member, f.orgA.ID},
+		{audit.OrgDeactivated, audit.OutcomeSuccess, f.orgB.ID, f.orgB.ID},
+	}
+	// The fixture's own logins (password grants) come first; the scenario's events are the last.
+	events := f.securityEvents(t, len(want))
+	var scenario []audit.Event
+	for _, e := range events {
+		if e.Route != "POST /oauth/token" {
+			scenario = append(scenario, e)
+		}
+	}
+	if len(scenario) != len(want) {
+		for _, e := range scenario {
+			t.Logf("%s %s %s", e.Type, e.Outcome, e.Route)
+		}
+		t.Fatalf("%d events, want %d", len(scenario), len(want))
+	}
+	for i, w := range want {
+		e := scenario[i]
+		if e.Type != w.typ || e.Outcome != w.outcome || e.SubjectID != w.subject || e.OrgID != w.org {
+			t.Errorf("event %d: %s %s subject %q org %q, want %s %s %q %q", i, e.Type, e.Outcome, e.SubjectID, e.OrgID, w.typ, w.outcome, w.subject, w.org)
+		}
+		if e.Route == "" || e.RequestID == "" || e.IP == "" || e.At.Location() != time.UTC || !strings.HasSuffix(e.At.Format(time.RFC3339Nano), "Z") {
+			t.Errorf("event %d (%s) lacks request fields: %+v", i, e.Type, e)
+		}
+	}
+	if d := scenario[6].Details; d["before"] != "users:read" || d["after"] != "users:read groups:read" {
+		t.Errorf("permission change details %v", d)
+	}
+	if scenario[8].ActorID != f.userID(t, "user4@example.test") {
+		t.Errorf("support's revocation names actor %q", scenario[8].ActorID)
+	}
+}
+
+// AU-01: refused attempts are events too: an escalation and support acting beyond its role.
+func TestRefusedSecurityActionsAreAudited(t *testing.T) {
+	f := newOrgFixture(t)
+	member := f.userID(t, memberAEmail)
+	if res, _ := f.as(t, "org admin of A", "PUT", "/api/users/"+member+"/permissions", map[string]any{"permissions": []string{"support"}}); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("escalation: %d", res.StatusCode)
+	}
+	if res, _ := f.as(t, "member of A", "POST", "/api/auth/sessions/revoke", map[string]string{"user_id": member}); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("revoke without support: %d", res.StatusCode)
+	}
+	var got []string
+	for _, e := range f.securityEvents(t, 2) {
+		if e.Route != "POST /oauth/token" {
+			got = append(got, e.Type+" "+e.Outcome)
+		}
+	}
+	want := []string{audit.PermissionsChanged + " denied", audit.SessionRevoked + " denied"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("events %v, want %v", got, want)
+	}
+	if u, _ := f.ids.User(context.Background(), member); len(u.Permissions) != 1 || u.Permissions[0] != identity.PermUsersRead {
+		t.Errorf("permissions changed: %v", u.Permissions)
+	}
+}
