@@ -276,3 +276,17 @@ func (a *assessmentAPI) authorizeAudit(ctx context.Context, claims tokens.Access
 	}
 	return authorize(actAuditRead, claims, target{org: o.ID, active: o.Active})
 }
+
+// OnRefreshReuse is the hook of tokens.SessionOptions.OnReuse: a refresh token used again after
+// its grace window revoked its whole session, which is worth an alert (RT-04). It counts the
+// detection, logs it and records it in the audit log (audit.Log writes reuse at WARN).
+func OnRefreshReuse(sink AuditLog, metrics *Metrics) func(context.Context, tokens.Session) {
+	return func(ctx context.Context, s tokens.Session) {
+		metrics.RefreshReuse()
+		if sink == nil {
+			return
+		}
+		sink.Enqueue(ctx, audit.Event{Type: audit.RefreshReuseDetected, Outcome: audit.OutcomeDenied, ActorID: s.UserID,
+			ClientID: s.ClientID, OrgID: s.Org, SubjectID: s.UserID, Details: map[string]string{"family": s.ID, "reason": "reuse_after_grace"}})
+	}
+}

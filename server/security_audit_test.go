@@ -141,3 +141,26 @@ func TestRefusedSecurityActionsAreAudited(t *testing.T) {
 		t.Errorf("permissions changed: %v", u.Permissions)
 	}
 }
+
+// AU-01: a refresh token replayed after its grace window revokes the session and leaves a
+// refresh.reuse_detected event naming the family.
+func TestRefreshReuseIsAudited(t *testing.T) {
+	f := newLoginFixture(t)
+	tok := f.login(t)
+	if res, body := f.refresh(t, tok.RefreshToken, ""); res.StatusCode != 200 {
+		t.Fatalf("refresh: %d %v", res.StatusCode, body)
+	}
+	f.clock.Advance(time.Minute) // past the grace window
+	if res, _ := f.refresh(t, tok.RefreshToken, ""); res.StatusCode != 400 {
+		t.Fatalf("replay: %d", res.StatusCode)
+	}
+	var reuse []audit.Event
+	for _, e := range f.securityEvents(t, 1) {
+		if e.Type == audit.RefreshReuseDetected {
+			reuse = append(reuse, e)
+		}
+	}
+	if len(reuse) != 1 || reuse[0].SubjectID != f.user.ID || reuse[0].Details["family"] == "" || reuse[0].Outcome != audit.OutcomeDenied {
+		t.Errorf("reuse events %+v", reuse)
+	}
+}

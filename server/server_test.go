@@ -184,7 +184,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	sessions := tokens.NewSessions(store, tokens.SessionOptions{
 		Grace: cfg.grace, SuccessorKey: keys.DeriveKey(master, "successor"), Log: revlog, Now: clk.Now,
 		Index:   tokensql.NewSessionIndex(db, clk.Now),
-		OnReuse: func(context.Context, tokens.Session) { metrics.RefreshReuse() },
+		OnReuse: server.OnRefreshReuse(auditLog, metrics),
 	})
 	revoked := tokens.NewRevocationCache(revlog, time.Second, clk.Now)
 

@@ -146,10 +146,8 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, migrate b
 	a.revlog = tokensql.NewRevocationLog(db, time.Now)
 	a.sessionIdx = tokensql.NewSessionIndex(db, time.Now)
 	a.sessions = tokens.NewSessions(a.tokenStore, tokens.SessionOptions{
-		OnReuse: func(ctx context.Context, s tokens.Session) {
-			a.metrics.RefreshReuse()
-			log.WarnContext(ctx, "refresh token reuse: session revoked", "sid", s.ID, "user", s.UserID, "client", s.ClientID)
-		},
+		// Counted, and recorded in the audit log, whose line for it is a warning.
+		OnReuse:      server.OnRefreshReuse(a.audit, a.metrics),
 		Index:        a.sessionIdx,
 		Grace:        cfg.RefreshGrace,
 		IdleTimeout:  cfg.RefreshIdleTTL,
