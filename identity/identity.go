@@ -129,6 +129,9 @@ type UserStore interface {
 	User(ctx context.Context, id string) (User, error)
 	// UserByEmail returns the user whose normalised e-mail is normalized, or ErrNotFound.
 	UserByEmail(ctx context.Context, normalized string) (User, error)
+	// OrganizationUser returns the user with the given ID if they belong to the organization,
+	// or ErrNotFound: the lookup of a tenant's user carries the tenant.
+	OrganizationUser(ctx context.Context, orgID, id string) (User, error)
 	// UpdateUser is the read-modify-write of one user, atomic like UpdateClient: the password
 	// hash changes through it too. ID and CreatedAt cannot change; a new e-mail fails with
 	// ErrExists if another user holds it, a new OrgID like CreateUser.

@@ -118,6 +118,22 @@ func (s *Service) fieldFilter(ctx context.Context, v *ValidationError, orgID str
 	return out, nil
 }
 
+// OrganizationUser returns a user of the organization, or ErrNotFound for anyone else: the query
+// itself carries the organization, so a caller scoped to one tenant cannot read another's user
+// even if a check above were missed.
+func (s *Service) OrganizationUser(ctx context.Context, orgID, id string) (User, error) {
+	err := ErrNotFound
+	var u User
+	if isID(orgID) && isID(id) {
+		u, err = s.store.OrganizationUser(ctx, orgID, id)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("user %q of organization %q: %w", id, orgID, err)
+	}
+	u.PasswordHash = ""
+	return u, nil
+}
+
 // UserPatch changes a user; nil members stay as they are. Fields changes only the values it
 // names (a JSON null removes one).
 type UserPatch struct {

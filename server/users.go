@@ -18,6 +18,7 @@ import (
 // UserManager administers users for the resource API; *identity.Service is one.
 type UserManager interface {
 	User(ctx context.Context, id string) (identity.User, error)
+	OrganizationUser(ctx context.Context, orgID, id string) (identity.User, error)
 	CreateUser(ctx context.Context, n identity.NewUser) (identity.User, error)
 	ListUsers(ctx context.Context, f identity.UserFilter, p identity.Page) ([]identity.User, string, error)
 	UpdateUser(ctx context.Context, id string, p identity.UserPatch) (identity.User, error)
@@ -25,6 +26,9 @@ type UserManager interface {
 	DeactivateUser(ctx context.Context, id string) error
 	ExpirePassword(ctx context.Context, id string) error
 }
+
+// crossOrganization are the permissions that reach users of every organization.
+var crossOrganization = []string{identity.PermPlatformAdmin, identity.PermSupport}
 
 var errLastAdmin = newProblem(http.StatusConflict, "last_admin", "The organization must keep an active administrator.")
 
@@ -54,7 +58,16 @@ func (a *resourceAPI) targetUser(r *http.Request, act action) (tokens.AccessClai
 		id = claims.Subject
 	}
 	ctx := r.Context()
-	u, err := a.accounts.User(ctx, id)
+	var u identity.User
+	switch {
+	case id == claims.Subject || holdsAny(claims, crossOrganization):
+		u, err = a.accounts.User(ctx, id)
+	case claims.Org == "":
+		err = identity.ErrNotFound
+	default:
+		// Everyone else reads users of their own organization only, by a query that says so (AC-02).
+		u, err = a.accounts.OrganizationUser(ctx, claims.Org, id)
+	}
 	if errors.Is(err, identity.ErrNotFound) {
 		return claims, u, t, errNotFound
 	}

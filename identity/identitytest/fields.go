@@ -282,3 +282,22 @@ func testConcurrentDemotions(t *testing.T, s identity.Store) {
 		}
 	}
 }
+
+func testOrganizationUser(t *testing.T, s identity.Store) {
+	a, b := createOrganization(t, s).ID, createOrganization(t, s).ID
+	u := newUser(a)
+	createUser(t, s, u)
+	got, err := s.OrganizationUser(t.Context(), a, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecord(t, "user", got, u)
+	if _, err := s.OrganizationUser(t.Context(), b, u.ID); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("through another organization: %v, want ErrNotFound", err)
+	}
+	staff := newUser("")
+	createUser(t, s, staff)
+	if _, err := s.OrganizationUser(t.Context(), a, staff.ID); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("a platform user through an organization: %v, want ErrNotFound", err)
+	}
+}

@@ -69,6 +69,7 @@ func Run(t *testing.T, newStore func(t *testing.T) identity.Store) {
 		{"users list by organization, text, activity, permission and field value, page after page", testUserQueries},
 		{"an organization user update counts the other active administrators", testLastAdminCount},
 		{"of two concurrent demotions of the last two administrators one is refused", testConcurrentDemotions},
+		{"a user is found through their own organization only", testOrganizationUser},
 
 		{"a created group reads back exactly; an unknown id, a taken id and a missing organization fail", testCreateGroup},
 		{"a group update changes name and description only, and only through its organization", testUpdateGroup},

@@ -143,9 +143,13 @@ func (s *Store) UserIDsInOrganization(ctx context.Context, orgID string) ([]stri
 	return ids, nil
 }
 
-func (s *Store) userWhere(ctx context.Context, where string, arg any) (identity.User, error) {
+func (s *Store) OrganizationUser(ctx context.Context, orgID, id string) (identity.User, error) {
+	return s.userWhere(ctx, "u.org_id = ? AND u.id = ?", orgID, id)
+}
+
+func (s *Store) userWhere(ctx context.Context, where string, args ...any) (identity.User, error) {
 	var row userRow
-	if err := s.selectUser(s.db.NewSelect(), &row).Where(where, arg).Scan(ctx); err != nil {
+	if err := s.selectUser(s.db.NewSelect(), &row).Where(where, args...).Scan(ctx); err != nil {
 		return identity.User{}, translate(err)
 	}
 	return row.user()
