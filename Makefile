@@ -5,7 +5,7 @@ PORTARIA_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=di
 PORTARIA_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 export PORTARIA_TEST_DATABASE_URL PORTARIA_TEST_REDIS_URL
 
-.PHONY: run build test lint bench fuzz clean
+.PHONY: run build test test-long lint bench fuzz clean
 
 run:
 	$(GO) run ./cmd/portaria serve
@@ -15,6 +15,13 @@ build:
 
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# The fault tests on the full timelines of SECURITY.md's figures (F4: Redis killed at t=20 s and
+# restarted at t=30 s of a 60 s load; F5: PostgreSQL cut for 30 s; F8: kill -9 during key
+# rotation), with real redis-server and portaria processes: about 3.5 minutes. `make test` runs
+# short versions of the first two.
+test-long:
+	$(GO) test -race -count=1 -tags long -timeout 20m -run '^TestFault(RedisKilled|PostgresCut|Kill9)' -v ./cmd/portaria
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
