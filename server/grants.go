@@ -14,6 +14,7 @@ import (
 	oauth2errors "github.com/go-oauth2/oauth2/v4/errors"
 
 	"github.com/portaria/portaria/identity"
+	"github.com/portaria/portaria/internal/audit"
 	"github.com/portaria/portaria/tokens"
 )
 
@@ -85,6 +86,7 @@ func (e *tokenEndpoint) password(w http.ResponseWriter, r *http.Request, c ident
 	}
 	ctx := r.Context()
 	u, err := e.logins.password(ctx, c.ID, username, password, clientIP(r, e.trusted))
+	e.auditLogin(r, c.ID, u, err, "password")
 	if err != nil {
 		return e.loginError(w, err)
 	}
@@ -113,13 +115,14 @@ func (e *tokenEndpoint) password(w http.ResponseWriter, r *http.Request, c ident
 		ExpiresIn:   int64(ti.GetAccessExpiresIn() / time.Second),
 		Scope:       ti.GetScope(),
 	}
-	return e.finishUserAnswer(w, ctx, grantPassword, c, u, sess, scope, refresh, answer)
+	return e.finishUserAnswer(w, r, grantPassword, c, u, sess, scope, refresh, answer)
 }
 
 // finishUserAnswer adds the refresh token (for clients allowed to refresh) and the ID token (for
 // the openid scope) and writes the answer.
-func (e *tokenEndpoint) finishUserAnswer(w http.ResponseWriter, ctx context.Context, grant string, c identity.Client, u identity.User,
+func (e *tokenEndpoint) finishUserAnswer(w http.ResponseWriter, r *http.Request, grant string, c identity.Client, u identity.User,
 	sess tokens.Session, scope []string, refresh string, answer tokenAnswer) error {
+	ctx := r.Context()
 	if c.AllowsGrant(grantRefreshToken) {
 		answer.RefreshToken = refresh
 	}
@@ -141,8 +144,21 @@ func (e *tokenEndpoint) finishUserAnswer(w http.ResponseWriter, ctx context.Cont
 		answer.IDToken = id
 	}
 	e.metrics.TokenIssued(grant)
+	typ := audit.TokenIssued
+	if grant == grantRefreshToken {
+		typ = audit.TokenRefreshed
+	}
+	e.security(r, audit.Event{Type: typ, Outcome: audit.OutcomeSuccess, ActorID: u.ID, ClientID: c.ID, OrgID: u.OrgID,
+		SubjectID: u.ID, Details: map[string]string{"grant": grant, "family": sess.ID, "scope": strings.Join(scope, " ")}})
 	writeTokenJSON(w, http.StatusOK, answer)
 	return nil
+}
+
+// auditLogin records a login step at the token endpoint (AU-01).
+func (e *tokenEndpoint) auditLogin(r *http.Request, clientID string, u identity.User, err error, factor string) {
+	if ev, ok := loginEvent(clientID, u, err, factor); ok {
+		e.security(r, ev)
+	}
 }
 
 // loginError answers a login that did not yield tokens, in RFC 6749 terms: a bad password or
@@ -210,6 +226,11 @@ func (e *tokenEndpoint) mfa(w http.ResponseWriter, r *http.Request, c identity.C
 	}
 	ctx := r.Context()
 	u, amr, err := e.logins.secondFactor(ctx, c.ID, mfaToken, otp, recovery, clientIP(r, e.trusted))
+	factor := "totp"
+	if recovery != "" {
+		factor = "recovery"
+	}
+	e.auditLogin(r, c.ID, u, err, factor)
 	if err != nil {
 		return e.loginError(w, err)
 	}
@@ -219,7 +240,7 @@ func (e *tokenEndpoint) mfa(w http.ResponseWriter, r *http.Request, c identity.C
 	if err != nil {
 		return err
 	}
-	return e.mintUserAnswer(w, ctx, grantMFA, c, u, sess, scope, ttl, once, refresh)
+	return e.mintUserAnswer(w, r, grantMFA, c, u, sess, scope, ttl, once, refresh)
 }
 
 // refresh is the refresh_token grant, done by tokens.Sessions (rotation with reuse detection and
@@ -274,13 +295,14 @@ func (e *tokenEndpoint) refresh(w http.ResponseWriter, r *http.Request, c identi
 			return err
 		}
 	}
-	return e.mintUserAnswer(w, ctx, grantRefreshToken, c, u, sess, scope, ttl, once, next)
+	return e.mintUserAnswer(w, r, grantRefreshToken, c, u, sess, scope, ttl, once, next)
 }
 
 // mintUserAnswer mints the access token of a user's session itself (the grants go-oauth2 does not
 // run: MFA and refresh) and writes the answer.
-func (e *tokenEndpoint) mintUserAnswer(w http.ResponseWriter, ctx context.Context, grant string, c identity.Client, u identity.User,
+func (e *tokenEndpoint) mintUserAnswer(w http.ResponseWriter, r *http.Request, grant string, c identity.Client, u identity.User,
 	sess tokens.Session, scope []string, ttl time.Duration, once bool, refresh string) error {
+	ctx := r.Context()
 	req := tokens.AccessRequest{Subject: u.ID, ClientID: c.ID, Scope: scope, TTL: ttl, Once: once}
 	userLogin{user: u, sess: sess}.claims(&req)
 	access, _, err := e.issuer.Access(ctx, req)
@@ -288,7 +310,7 @@ func (e *tokenEndpoint) mintUserAnswer(w http.ResponseWriter, ctx context.Contex
 		return err
 	}
 	answer := tokenAnswer{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}
-	return e.finishUserAnswer(w, ctx, grant, c, u, sess, scope, refresh, answer)
+	return e.finishUserAnswer(w, r, grant, c, u, sess, scope, refresh, answer)
 }
 
 var errInactive = errors.New("user or organization inactive")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portaria/portaria/identity"
+	"github.com/portaria/portaria/internal/audit"
 	"github.com/portaria/portaria/tokens"
 )
 
@@ -32,6 +33,8 @@ func (e *tokenEndpoint) handleRevoke() http.Handler {
 			if err := e.sessions.Revoke(r.Context(), sid); err != nil && !errors.Is(err, tokens.ErrSessionNotFound) {
 				return err
 			}
+			e.security(r, audit.Event{Type: audit.TokenRevoked, Outcome: audit.OutcomeSuccess, ClientID: c.ID,
+				Details: map[string]string{"family": sid, "reason": "client"}})
 		}
 		setTokenHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)

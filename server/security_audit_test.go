@@ -11,9 +11,9 @@ import (
 	"github.com/portaria/portaria/internal/audit"
 )
 
-// securityEvents waits until the audit log holds at least n security events (they are stored in
-// batches within 100 ms) and returns every event, oldest first.
-func (f *fixture) securityEvents(t *testing.T, n int) []audit.Event {
+// securityEvents waits until the audit log holds at least n security events that keep accepts
+// (they are stored in batches within 100 ms) and returns them, oldest first.
+func (f *fixture) securityEvents(t *testing.T, n int, keep func(audit.Event) bool) []audit.Event {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -32,7 +32,7 @@ func (f *fixture) securityEvents(t *testing.T, n int) []audit.Event {
 		}
 		var security []audit.Event
 		for i := len(all) - 1; i >= 0; i-- {
-			if !strings.HasPrefix(all[i].Type, "result.") && all[i].Type != audit.AuditRead {
+			if !strings.HasPrefix(all[i].Type, "result.") && all[i].Type != audit.AuditRead && keep(all[i]) {
 				security = append(security, all[i])
 			}
 		}
@@ -42,6 +42,8 @@ func (f *fixture) securityEvents(t *testing.T, n int) []audit.Event {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func notTokenEndpoint(e audit.Event) bool { return e.Route != "/oauth/token" }
 
 // AU-01: each security event of the account and resource APIs, done once, leaves exactly one
 // event of its type, with who, whom, organization, route, request id, client IP and a UTC time.
@@ -86,14 +88,8 @@ func TestSecurityEventsAreAudited(t *testing.T) {
 		{audit.UserDeactivated, audit.OutcomeSuccess, member, f.orgA.ID},
 		{audit.OrgDeactivated, audit.OutcomeSuccess, f.orgB.ID, f.orgB.ID},
 	}
-	// The fixture's own logins (password grants) come first; the scenario's events are the last.
-	events := f.securityEvents(t, len(want))
-	var scenario []audit.Event
-	for _, e := range events {
-		if e.Route != "POST /oauth/token" {
-			scenario = append(scenario, e)
-		}
-	}
+	// The fixture's own logins (password grants) are not the scenario's.
+	scenario := f.securityEvents(t, len(want), notTokenEndpoint)
 	if len(scenario) != len(want) {
 		for _, e := range scenario {
 			t.Logf("%s %s %s", e.Type, e.Outcome, e.Route)
@@ -128,10 +124,8 @@ func TestRefusedSecurityActionsAreAudited(t *testing.T) {
 		t.Fatalf("revoke without support: %d", res.StatusCode)
 	}
 	var got []string
-	for _, e := range f.securityEvents(t, 2) {
-		if e.Route != "POST /oauth/token" {
-			got = append(got, e.Type+" "+e.Outcome)
-		}
+	for _, e := range f.securityEvents(t, 2, notTokenEndpoint) {
+		got = append(got, e.Type+" "+e.Outcome)
 	}
 	want := []string{audit.PermissionsChanged + " denied", audit.SessionRevoked + " denied"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
@@ -155,12 +149,46 @@ func TestRefreshReuseIsAudited(t *testing.T) {
 		t.Fatalf("replay: %d", res.StatusCode)
 	}
 	var reuse []audit.Event
-	for _, e := range f.securityEvents(t, 1) {
-		if e.Type == audit.RefreshReuseDetected {
-			reuse = append(reuse, e)
-		}
+	for _, e := range f.securityEvents(t, 1, func(e audit.Event) bool { return e.Type == audit.RefreshReuseDetected }) {
+		reuse = append(reuse, e)
 	}
 	if len(reuse) != 1 || reuse[0].SubjectID != f.user.ID || reuse[0].Details["family"] == "" || reuse[0].Outcome != audit.OutcomeDenied {
 		t.Errorf("reuse events %+v", reuse)
+	}
+}
+
+// AU-01 at the token endpoint: password-grant logins (failed and succeeded), the tokens issued
+// with their grant and family, a refresh, and a revocation by the client.
+func TestTokenEndpointEventsAreAudited(t *testing.T) {
+	f := newLoginFixture(t)
+	if _, err := f.oauth2Config.PasswordCredentialsToken(context.Background(), "ana@acme.test", "wrong password!"); err == nil {
+		t.Fatal("a wrong password logged in")
+	}
+	tok := f.login(t)
+	res, body := f.refresh(t, tok.RefreshToken, "")
+	if res.StatusCode != 200 {
+		t.Fatalf("refresh: %d %v", res.StatusCode, body)
+	}
+	if res := f.post(t, "/oauth/revoke", "token="+str(body["refresh_token"]), f.app.ID, f.appSecret); res.StatusCode != 200 {
+		t.Fatalf("revoke: %d", res.StatusCode)
+	}
+	events := f.securityEvents(t, 5, func(audit.Event) bool { return true })
+	var got []string
+	for _, e := range events {
+		got = append(got, e.Type+" "+e.Outcome)
+	}
+	want := []string{
+		audit.LoginFailed + " failure", audit.LoginSucceeded + " success", audit.TokenIssued + " success",
+		audit.TokenRefreshed + " success", audit.TokenRevoked + " success",
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	issued, refreshed, revoked := events[2], events[3], events[4]
+	if issued.Details["grant"] != "password" || issued.Details["family"] == "" || issued.SubjectID != f.user.ID || issued.ClientID != f.app.ID {
+		t.Errorf("token issued: %+v", issued)
+	}
+	if refreshed.Details["family"] != issued.Details["family"] || revoked.Details["family"] != issued.Details["family"] {
+		t.Errorf("the refresh and the revocation name family %q and %q, want %q", refreshed.Details["family"], revoked.Details["family"], issued.Details["family"])
 	}
 }

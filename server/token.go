@@ -38,6 +38,7 @@ var supportedGrants = []string{grantClientCredentials, grantPassword, grantRefre
 // the client is authenticated first, by our constant-time check; errors carry RFC 6749 statuses
 // and WWW-Authenticate; parameters are parsed strictly; lifetimes are clamped per client.
 type tokenEndpoint struct {
+	auditor
 	log        *slog.Logger
 	clients    ClientAuthenticator
 	users      UserDirectory
@@ -68,7 +69,8 @@ func newTokenEndpoint(d Deps) *tokenEndpoint {
 		AllowedGrantTypes: []oauth2.GrantType{oauth2.ClientCredentials, oauth2.PasswordCredentials},
 	}, m)
 	return &tokenEndpoint{
-		log: d.Logger, clients: d.Clients, users: d.Users, sessions: d.Sessions, oneTime: d.OneTime,
+		auditor: newAuditor(d),
+		log:     d.Logger, clients: d.Clients, users: d.Users, sessions: d.Sessions, oneTime: d.OneTime,
 		issuer: d.Tokens, verifier: d.Verifier, oauth: srv, logins: d.logins(), trusted: d.TrustedProxies, metrics: d.Metrics, defaultTTL: d.DefaultAccessTTL, maxTTL: d.MaxAccessTTL,
 		refreshTTL: d.DefaultRefreshTTL, now: d.now(),
 	}
