@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -8,9 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -76,8 +79,8 @@ type SessionOptions struct {
 // tokens. All keys of a family carry the sid as a Redis hash tag, so they share a Cluster slot:
 //
 //	fam:{sid}          the Session; TTL = the family's remaining absolute lifetime
-//	rt:{sid}:<hash>    a live (unused) refresh token of the family; the value names the user and
-//	                   the family's expiry (tokenRecord), never the token
+//	rt:{sid}:<hash>    a live (unused) refresh token of the family; the value names the client
+//	                   it was issued to (tokenRecord), never the token
 //	used:{sid}:<hash>  tombstone of a used token: the time of its first use
 //	nb:{user}          per-user "not before" mark set by RevokeUser
 //	lu:{sid}           time of the family's last refresh, unix ms (only with an Index)
@@ -85,15 +88,16 @@ type SessionOptions struct {
 // Every refresh checks fam:{sid} and nb:{user} before it succeeds, so deleting the family kills
 // every token of it at once, and a mark kills every family of the user.
 //
-// Rotation: Take of rt:{sid}:<hash> is the atomic gate; exactly one caller gets the record. The
-// winner then reads fam:{sid} and nb:{user} (the user comes from the record) in one GetMany, and
-// writes the successor's record, the tombstone and lu:{sid} in one SetMany: three round trips.
+// Rotation: one Store.Swap is the atomic gate. If rt:{sid}:<hash> names the presenting client
+// and fam:{sid} is live, it deletes the token's record and writes the successor's record, the
+// tombstone and lu:{sid}, none of them outliving the family; it returns the family record, and
+// in the same round trip reads nb:{user}. Exactly one of concurrent callers does the swap. The
+// family's expiry on the server's clock and the mark are checked after it: a successor written
+// into a family that fails them is never handed out, and could not be used anyway.
 // The successor is derived, not random: sid + "." + base64url(HMAC-SHA256(SuccessorKey, token)).
 // A repeated use within Grace of the first use recomputes the same successor, as long as the
 // successor is still unused; the raw successor is never stored. Any other use of a used token
-// revokes the family (RFC 9700 §4.14.2). Since the checks follow the gate, a token taken by a
-// caller that may not use it (another client) or cannot check it (a failed read) is put back;
-// see rotate.
+// revokes the family (RFC 9700 §4.14.2).
 type Sessions struct {
 	store        Store
 	grace        time.Duration
@@ -105,6 +109,8 @@ type Sessions struct {
 	now          func() time.Time
 	onReuse      func(ctx context.Context, s Session)
 	index        SessionIndex
+	known        knownFamilies
+	macs         sync.Pool // of HMAC-SHA256 keyed with key (successor)
 }
 
 // NewSessions returns Sessions on store. It panics if opts has no Log or a SuccessorKey shorter
@@ -168,7 +174,7 @@ func (s *Sessions) Start(ctx context.Context, sess Session, ttl time.Duration) (
 		return "", Session{}, fmt.Errorf("start session: %w", err)
 	}
 	token := sess.ID + "." + RandomSecret()
-	if err := s.store.Put(ctx, tokenKey(sess.ID, token), tokenRecord(sess), s.tokenTTL(ttl)); err != nil {
+	if err := s.store.Put(ctx, tokenKey(sess.ID, token), tokenRecord(sess.ClientID), s.tokenTTL(ttl)); err != nil {
 		return "", Session{}, fmt.Errorf("start session: %w", err)
 	}
 	if s.index != nil {
@@ -179,6 +185,7 @@ func (s *Sessions) Start(ctx context.Context, sess Session, ttl time.Duration) (
 			return "", Session{}, fmt.Errorf("start session: %w", err)
 		}
 	}
+	s.known.put(sess.ID, knownFamily{record: record, sess: sess})
 	return token, sess, nil
 }
 
@@ -186,89 +193,147 @@ func (s *Sessions) Start(ctx context.Context, sess Session, ttl time.Duration) (
 // A token of another client is refused and stays valid for its own. Store errors are returned as
 // they are (ErrUnavailable for an outage), never as success.
 //
-// The common path is three store round trips: Take of the token record (the gate), GetMany of
-// the family and the user's not-before mark (whose key comes from the token record), and SetMany
-// of the successor's record, the tombstone and the time of use.
+// The common path is one store round trip: the Swap that takes the token, writes its successor
+// and reads the family and the user's not-before mark. The mark's key names the user, and the
+// successor's TTL depends on the family's expiry: this instance remembers both for the families
+// it has seen, and the first refresh of a family here reads the family record first.
 func (s *Sessions) Refresh(ctx context.Context, refreshToken, clientID string) (string, Session, error) {
 	sid, ok := parseRefreshToken(refreshToken)
 	if !ok {
 		return "", Session{}, ErrInvalidGrant
 	}
-	successor := s.successor(refreshToken)
-	record, err := s.store.Take(ctx, tokenKey(sid, refreshToken))
-	switch {
-	case err == nil:
-		return s.rotate(ctx, sid, refreshToken, record, clientID, successor)
-	case errors.Is(err, ErrNotFound):
-		return s.reused(ctx, sid, refreshToken, clientID, successor)
-	default:
-		return "", Session{}, fmt.Errorf("refresh: %w", err)
-	}
-}
-
-// rotate finishes a refresh whose Take won record, the token's record: the token is consumed
-// from here on, whatever happens.
-//
-// The family and the not-before mark are checked after the Take, so the Take also consumes a
-// token that turns out to be dead: its family was revoked, has expired, or its user was revoked.
-// Such a token could never be used again anyway. What must not happen is that a live token is
-// lost without a successor, which would log its holder out without cause, so:
-//   - a token presented by another client is put back: it stays valid for its own client;
-//   - when the family or the mark cannot be read (an outage, a timeout), the token is put back
-//     too, and the error is returned. Should the store refuse the restoring write as well, the
-//     token is lost and its holder must log in again; that is the trade-off of checking after
-//     the gate, the same one a failed write of the successor has always had. Callers that
-//     found the record missing meanwhile wait for it to come back (reused).
-//
-// The record is put back only before anything was written for the successor. After SetMany
-// fails, some of its writes may have landed: the error is returned and nothing is undone, since
-// a record put back next to a successor that might already have been handed out and used would
-// let the chain fork. A retry of the token then finds the successor (grace) or finds nothing
-// and is refused.
-func (s *Sessions) rotate(ctx context.Context, sid, token string, record []byte, clientID, successor string) (string, Session, error) {
-	rec, ok := parseTokenRecord(record)
-	var sess Session
-	var err error
-	if ok {
-		sess, err = s.liveAs(ctx, sid, rec.userID)
-	} else {
-		// A record written before token records named their user: two reads. Its successor
-		// is written in the current form.
-		sess, err = s.live(ctx, sid)
-	}
+	known, err := s.knownFamily(ctx, sid)
 	if errors.Is(err, ErrSessionNotFound) {
 		return "", Session{}, ErrInvalidGrant
 	}
 	if err != nil {
-		s.restore(ctx, sid, token, record, rec.expiresAt)
 		return "", Session{}, fmt.Errorf("refresh: %w", err)
 	}
-	now := s.now()
-	remaining := sess.ExpiresAt.Sub(now)
+	remaining := known.ExpiresAt.Sub(s.now())
 	if remaining <= 0 {
 		return "", Session{}, ErrInvalidGrant
 	}
-	if sess.ClientID != clientID {
-		if err := s.restore(ctx, sid, token, record, sess.ExpiresAt); err != nil {
-			return "", Session{}, fmt.Errorf("refresh: put back a token of another client: %w", err)
-		}
-		return "", Session{}, ErrInvalidGrant
-	}
+	return s.rotate(ctx, refresh{
+		sid: sid, token: refreshToken, clientID: clientID, successor: s.successor(refreshToken),
+		owner: known.UserID, remaining: remaining,
+	})
+}
 
-	// One batch: the successor's record, then the tombstone, so that a tombstone always means
-	// that the successor exists, or existed and has been used; then the time of use for List.
-	at := strconv.AppendInt(nil, now.UnixMilli(), 10)
-	entries := []Entry{
-		{Key: tokenKey(sid, successor), Value: tokenRecord(sess), TTL: s.tokenTTL(remaining)},
-		{Key: usedKey(sid, token), Value: at, TTL: remaining},
+// refresh is one use of a refresh token: the token, its family, who presents it, and what
+// follows from them.
+type refresh struct {
+	sid, token, clientID string
+	successor            string        // derived from token (successor)
+	owner                string        // the family's user, known before the swap
+	remaining            time.Duration // the family's remaining lifetime
+}
+
+// knownFamily returns family sid as this instance remembers it, or as read from the store. What
+// it remembers may be a family that has ended since: only the user and the expiry are used.
+func (s *Sessions) knownFamily(ctx context.Context, sid string) (Session, error) {
+	if f, ok := s.known.get(sid); ok {
+		return f.sess, nil
+	}
+	return s.family(ctx, sid)
+}
+
+// rotate swaps the token for its successor. The swap is the atomic gate: of concurrent uses of
+// one token exactly one does it, and it stores the successor's record, the tombstone and the
+// time of use in the same step, so that a caller that finds the token gone always finds the
+// tombstone and the successor next to it (reused). The swap happens only if the token's record
+// names the client presenting it, so a token shown by another client is never consumed: it stays
+// valid for its own client. Nothing is ever put back.
+//
+// After an error the swap may or may not have happened: the error is returned and nothing is
+// undone. A retry of the token then finds the successor (grace) or finds nothing and is refused.
+func (s *Sessions) rotate(ctx context.Context, r refresh) (string, Session, error) {
+	res, err := s.swap(ctx, r, tokenRecord(r.clientID))
+	if err == nil && olderRecord(res) {
+		res, err = s.swapOlder(ctx, r, res)
+	}
+	if err != nil {
+		return "", Session{}, fmt.Errorf("refresh: %w", err)
+	}
+	switch {
+	case res.Guard == nil:
+		// The family is gone: revoked, ended by reuse, or expired.
+		return "", Session{}, ErrInvalidGrant
+	case res.Done:
+		return s.rotated(ctx, r, res)
+	case res.Value == nil:
+		return s.reused(ctx, r)
+	}
+	// The record names another client: the token stays valid for its own.
+	return "", Session{}, ErrInvalidGrant
+}
+
+// swap is the Swap of a rotation: if the token's record is want and the family is live, take the
+// token and write the successor's record (in the current form), then the tombstone, so that a
+// tombstone always means that the successor exists or existed, then the time of use for List;
+// and read the owner's mark. The store keeps the writes from outliving the family even if the
+// clocks disagree.
+func (s *Sessions) swap(ctx context.Context, r refresh, want []byte) (Swapped, error) {
+	at := strconv.AppendInt(nil, s.now().UnixMilli(), 10)
+	writes := []Entry{
+		{Key: tokenKey(r.sid, r.successor), Value: tokenRecord(r.clientID), TTL: s.tokenTTL(r.remaining)},
+		{Key: usedKey(r.sid, r.token), Value: at, TTL: r.remaining},
 	}
 	if s.index != nil {
-		entries = append(entries, Entry{Key: lastUsedKey(sid), Value: at, TTL: remaining})
+		writes = append(writes, Entry{Key: lastUsedKey(r.sid), Value: at, TTL: r.remaining})
 	}
-	if err := s.store.SetMany(ctx, entries); err != nil {
-		return "", Session{}, fmt.Errorf("refresh: store successor: %w", err)
+	return s.store.Swap(ctx, Swap{
+		Key: tokenKey(r.sid, r.token), Want: want, Guard: familyKey(r.sid),
+		Writes: writes, Reads: []string{notBeforeKey(r.owner)},
+	})
+}
+
+// olderRecord reports whether a swap found the token's record, in a live family, in a form
+// written before records named their client, and so did not match.
+func olderRecord(res Swapped) bool {
+	return !res.Done && res.Guard != nil && res.Value != nil && !bytes.HasPrefix(res.Value, []byte(tokenRecordPrefix))
+}
+
+// swapOlder swaps a token whose record does not name its client, on the value found, once the
+// family has said the client is the right one. A token of another client is left as it is.
+func (s *Sessions) swapOlder(ctx context.Context, r refresh, found Swapped) (Swapped, error) {
+	sess, err := s.decodeFamily(r.sid, found.Guard)
+	if errors.Is(err, ErrSessionNotFound) || (err == nil && sess.ClientID != r.clientID) {
+		return Swapped{Value: found.Value, Guard: found.Guard}, nil
 	}
-	return successor, sess, nil
+	if err != nil {
+		return Swapped{}, err
+	}
+	return s.swap(ctx, r, found.Value)
+}
+
+// rotated finishes a rotation that res says was done, with the checks the store cannot make:
+// the family's expiry on this server's clock, its client, and the user's not-before mark. A
+// successor stored for a family that fails them is harmless: every use of it checks the same.
+func (s *Sessions) rotated(ctx context.Context, r refresh, res Swapped) (string, Session, error) {
+	sess, err := s.decodeFamily(r.sid, res.Guard)
+	if errors.Is(err, ErrSessionNotFound) {
+		return "", Session{}, ErrInvalidGrant
+	}
+	if err != nil {
+		return "", Session{}, fmt.Errorf("refresh: %w", err)
+	}
+	notBefore, err := s.markOf(ctx, sess.UserID, r.owner, res.Reads)
+	if err != nil {
+		return "", Session{}, fmt.Errorf("refresh: %w", err)
+	}
+	if sess.CreatedAt.UnixMilli() <= notBefore || sess.ClientID != r.clientID {
+		return "", Session{}, ErrInvalidGrant
+	}
+	return r.successor, sess, nil
+}
+
+// markOf decodes the not-before mark of userID from the swap's reads, which hold the mark of
+// owner; only a corrupt record makes them differ, and then userID's mark is read.
+func (s *Sessions) markOf(ctx context.Context, userID, owner string, reads [][]byte) (int64, error) {
+	if userID != owner || len(reads) != 1 {
+		return s.notBefore(ctx, userID)
+	}
+	return decodeNotBefore(reads[0])
 }
 
 // tokenTTL is how long an unused refresh token lives: the family's remaining lifetime, or the
@@ -280,67 +345,44 @@ func (s *Sessions) tokenTTL(remaining time.Duration) time.Duration {
 	return remaining
 }
 
-// restore puts back the record of token, which this caller took but could not use, until
-// expiresAt (the family's end). It is not cancelled with ctx: a client that went away must not
-// cost the holder the token. A zero expiresAt (unknown) restores nothing.
-func (s *Sessions) restore(ctx context.Context, sid, token string, record []byte, expiresAt time.Time) error {
-	remaining := expiresAt.Sub(s.now())
-	if expiresAt.IsZero() || remaining <= 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
-	defer cancel()
-	if err := s.store.Put(ctx, tokenKey(sid, token), record, remaining); err != nil && !errors.Is(err, ErrExists) {
-		return err
-	}
-	return nil
-}
-
-// restoreTimeout bounds the write that puts a token back after its request ended.
-const restoreTimeout = 2 * time.Second
-
-// raceBackoff is how long a caller that lost the race for a token waits, in all about a quarter
-// of a second, for the winner to write the successor. The winner does so right after its Take, so
-// the first few milliseconds normally suffice; the long tail covers a loaded store, since giving
-// up too early would answer a legitimate concurrent refresh with invalid_grant and log the user
-// out. Only such races and guessed tokens under a live sid ever wait.
+// raceBackoff is how long a caller that finds a token gone without a trace waits, in all about a
+// quarter of a second, for one to appear. A swap leaves none of these gaps, but an instance of
+// an older version takes a token and writes its successor in separate steps, or puts a token
+// back; giving up too early would then answer a legitimate concurrent refresh with
+// invalid_grant and log the user out. Only such races and guessed tokens under a live sid wait.
 var raceBackoff = []time.Duration{
 	2 * time.Millisecond, 4 * time.Millisecond, 8 * time.Millisecond, 16 * time.Millisecond,
 	32 * time.Millisecond, 64 * time.Millisecond, 64 * time.Millisecond, 64 * time.Millisecond,
 }
 
 // reused handles a token whose record is gone: used before (or being used right now), expired,
-// never issued, or taken for a moment by a caller that puts it back (rotate). Each look is one
-// GetMany of the family, the token's tombstone, its successor's record and its own record.
-func (s *Sessions) reused(ctx context.Context, sid, token, clientID, successor string) (string, Session, error) {
-	keys := []string{familyKey(sid), usedKey(sid, token), tokenKey(sid, successor), tokenKey(sid, token)}
-	var sess Session
-	checked := false
+// never issued, or taken for a moment by an instance of an older version (raceBackoff). Each look
+// is one GetMany of the family, the token's tombstone, its successor's record, its own record
+// and the owner's not-before mark.
+func (s *Sessions) reused(ctx context.Context, r refresh) (string, Session, error) {
+	keys := []string{familyKey(r.sid), usedKey(r.sid, r.token), tokenKey(r.sid, r.successor), tokenKey(r.sid, r.token), notBeforeKey(r.owner)}
 	for attempt := 0; ; attempt++ {
 		v, err := s.store.GetMany(ctx, keys...)
 		if err != nil {
 			return "", Session{}, fmt.Errorf("refresh: %w", err)
 		}
 		family, tombstone, next, own := v[0], v[1], v[2], v[3]
-		// The family is read on every look, so that one revoked meanwhile is noticed.
-		sess, err = s.decodeFamily(sid, family)
+		// The family and the mark are read on every look, so that a revocation meanwhile is
+		// noticed; they are checked before anything else, as for a live token: a dead family,
+		// or a token shown by another client, is refused without revoking anything.
+		sess, err := s.decodeFamily(r.sid, family)
 		if errors.Is(err, ErrSessionNotFound) {
 			return "", Session{}, ErrInvalidGrant
 		}
 		if err != nil {
 			return "", Session{}, fmt.Errorf("refresh: %w", err)
 		}
-		if !checked {
-			// Checked before anything else, as for a live token: a dead family, or a token
-			// shown by another client, is refused without revoking anything.
-			notBefore, err := s.notBefore(ctx, sess.UserID)
-			if err != nil {
-				return "", Session{}, fmt.Errorf("refresh: %w", err)
-			}
-			if sess.CreatedAt.UnixMilli() <= notBefore || sess.ClientID != clientID {
-				return "", Session{}, ErrInvalidGrant
-			}
-			checked = true
+		notBefore, err := s.markOf(ctx, sess.UserID, r.owner, v[4:])
+		if err != nil {
+			return "", Session{}, fmt.Errorf("refresh: %w", err)
+		}
+		if sess.CreatedAt.UnixMilli() <= notBefore || sess.ClientID != r.clientID {
+			return "", Session{}, ErrInvalidGrant
 		}
 		remaining := sess.ExpiresAt.Sub(s.now())
 		if remaining <= 0 {
@@ -348,27 +390,28 @@ func (s *Sessions) reused(ctx context.Context, sid, token, clientID, successor s
 		}
 		switch {
 		case own != nil:
-			// Put back by a caller that could not use it: compete for it again.
-			record, err := s.store.Take(ctx, tokenKey(sid, token))
-			if err == nil {
-				return s.rotate(ctx, sid, token, record, clientID, successor)
-			}
-			if !errors.Is(err, ErrNotFound) {
+			// Back again: compete for it, on the value found, since the family has just named
+			// this client.
+			res, err := s.swap(ctx, r, own)
+			if err != nil {
 				return "", Session{}, fmt.Errorf("refresh: %w", err)
 			}
+			if res.Done {
+				return s.rotated(ctx, r, res)
+			}
 		case tombstone != nil:
-			return s.usedAgain(ctx, sess, tombstone, next != nil, successor)
+			return s.usedAgain(ctx, sess, tombstone, next != nil, r.successor)
 		case next != nil:
-			// No tombstone, but a successor: the winner is between its two writes (or failed
-			// after the first), so this use is concurrent with the first. Record the first use
-			// if the winner has not, so that the grace window runs.
+			// No tombstone, but a successor: an older instance is between its two writes (or
+			// failed after the first), so this use is concurrent with the first. Record the
+			// first use if the winner has not, so that the grace window runs.
 			if s.grace == 0 {
 				return "", Session{}, s.reuse(ctx, sess)
 			}
-			if err := s.markUsed(ctx, sess.ID, token, remaining); err != nil {
+			if err := s.markUsed(ctx, sess.ID, r.token, remaining); err != nil {
 				return "", Session{}, err
 			}
-			return successor, sess, nil
+			return r.successor, sess, nil
 		}
 		if attempt == len(raceBackoff) {
 			// Never issued (a guessed secret under a known sid), or expired: no revocation, since
@@ -534,33 +577,6 @@ func (s *Sessions) live(ctx context.Context, sid string) (Session, error) {
 	return sess, nil
 }
 
-// liveAs is live in one round trip, for a family whose user is known beforehand (from a token
-// record): it reads the family and the mark of userID together. Should the family name another
-// user, which only corrupt records can cause, the mark of the family's user is read as well.
-func (s *Sessions) liveAs(ctx context.Context, sid, userID string) (Session, error) {
-	v, err := s.store.GetMany(ctx, familyKey(sid), notBeforeKey(userID))
-	if err != nil {
-		return Session{}, err
-	}
-	sess, err := s.decodeFamily(sid, v[0])
-	if err != nil {
-		return Session{}, err
-	}
-	var notBefore int64
-	if sess.UserID == userID {
-		notBefore, err = decodeNotBefore(v[1])
-	} else {
-		notBefore, err = s.notBefore(ctx, sess.UserID)
-	}
-	if err != nil {
-		return Session{}, err
-	}
-	if sess.CreatedAt.UnixMilli() <= notBefore {
-		return Session{}, ErrSessionNotFound
-	}
-	return sess, nil
-}
-
 // family reads the family record and checks its expiry, but not the user's not-before mark.
 func (s *Sessions) family(ctx context.Context, sid string) (Session, error) {
 	record, err := s.store.Get(ctx, familyKey(sid))
@@ -573,20 +589,25 @@ func (s *Sessions) family(ctx context.Context, sid string) (Session, error) {
 	return s.decodeFamily(sid, record)
 }
 
-// decodeFamily decodes a family record as read (nil: missing) and checks its expiry.
+// decodeFamily decodes a family record as read (nil: missing) and checks its expiry. A record
+// already decoded on this instance is not decoded again: records never change.
 func (s *Sessions) decodeFamily(sid string, record []byte) (Session, error) {
 	if record == nil {
 		return Session{}, ErrSessionNotFound
 	}
-	var f familyRecord
-	if err := json.Unmarshal(record, &f); err != nil {
-		return Session{}, fmt.Errorf("corrupt session %s: %w", sid, err)
+	known, ok := s.known.get(sid)
+	if !ok || !bytes.Equal(known.record, record) {
+		var f familyRecord
+		if err := json.Unmarshal(record, &f); err != nil {
+			return Session{}, fmt.Errorf("corrupt session %s: %w", sid, err)
+		}
+		known = knownFamily{record: record, sess: f.session(sid)}
+		s.known.put(sid, known)
 	}
-	sess := f.session(sid)
-	if !s.now().Before(sess.ExpiresAt) {
+	if !s.now().Before(known.sess.ExpiresAt) {
 		return Session{}, ErrSessionNotFound
 	}
-	return sess, nil
+	return known.sess, nil
 }
 
 // notBefore returns the user's not-before mark in unix milliseconds: sessions created at or
@@ -623,50 +644,32 @@ func (s *Sessions) revocation(kind RevocationKind, subject string) Revocation {
 // so repeated uses within the grace window get the one successor without it being stored.
 func (s *Sessions) successor(token string) string {
 	sid, _, _ := strings.Cut(token, ".")
-	mac := hmac.New(sha256.New, s.key)
+	// A keyed HMAC costs as much to set up as to run on a token: reuse them.
+	mac, ok := s.macs.Get().(hash.Hash)
+	if !ok {
+		mac = hmac.New(sha256.New, s.key)
+	}
+	defer s.macs.Put(mac)
+	mac.Reset()
 	mac.Write([]byte(token))
-	return sid + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	var sum [sha256.Size]byte
+	return sid + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(sum[:0]))
 }
 
 // liveRecord is the value of a marker whose presence is all that matters (one-time tokens, and
-// refresh-token records written before they named their user).
+// refresh-token records of the oldest form).
 var liveRecord = []byte{1}
 
 // tokenRecordPrefix starts the value of a refresh-token record in its current form:
-// "t1:" <family expiry, unix ms> ":" <user id>. The user id lets Refresh read the family and the
-// user's not-before mark in one round trip; the expiry lets a token taken but not used be put
-// back with its TTL. Neither is secret, and the raw token is never stored.
-const tokenRecordPrefix = "t1:"
+// "t2:" <client id>. Naming the client lets a swap refuse a token of another client without
+// consuming it. Older forms ("t1:" <family expiry> ":" <user id>, and liveRecord) do not, and
+// are swapped on their value once the family has named the client (swapOlder). The raw token
+// is never stored.
+const tokenRecordPrefix = "t2:"
 
-// tokenRecord is the value of a refresh-token record of sess.
-func tokenRecord(sess Session) []byte {
-	b := append([]byte(tokenRecordPrefix), strconv.FormatInt(sess.ExpiresAt.UnixMilli(), 10)...)
-	b = append(b, ':')
-	return append(b, sess.UserID...)
-}
-
-// storedToken is a decoded refresh-token record.
-type storedToken struct {
-	userID    string
-	expiresAt time.Time
-}
-
-// parseTokenRecord decodes a refresh-token record; ok is false for the older form (liveRecord),
-// which names nothing, and for anything else it cannot read.
-func parseTokenRecord(record []byte) (t storedToken, ok bool) {
-	rest, found := strings.CutPrefix(string(record), tokenRecordPrefix)
-	if !found {
-		return storedToken{}, false
-	}
-	ms, user, found := strings.Cut(rest, ":")
-	if !found {
-		return storedToken{}, false
-	}
-	expiresAt, err := strconv.ParseInt(ms, 10, 64)
-	if err != nil {
-		return storedToken{}, false
-	}
-	return storedToken{userID: user, expiresAt: time.UnixMilli(expiresAt).UTC()}, true
+// tokenRecord is the value of a record of a refresh token issued to clientID.
+func tokenRecord(clientID string) []byte {
+	return append([]byte(tokenRecordPrefix), clientID...)
 }
 
 // familyRecord is the stored form of a Session; times are unix milliseconds.

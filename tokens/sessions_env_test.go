@@ -310,3 +310,8 @@ func (c *countingStore) SetMany(ctx context.Context, entries []tokens.Entry) err
 	c.calls.Add(1)
 	return c.Store.SetMany(ctx, entries)
 }
+
+func (c *countingStore) Swap(ctx context.Context, sw tokens.Swap) (tokens.Swapped, error) {
+	c.calls.Add(1)
+	return c.Store.Swap(ctx, sw)
+}

@@ -3,6 +3,7 @@ package tokens_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,66 +13,103 @@ import (
 	"github.com/portaria/portaria/tokens"
 )
 
-// The common refresh path is three store calls: Take, GetMany, SetMany.
-func TestRefreshMakesThreeStoreCalls(t *testing.T) {
+// The common refresh path is one store call, the Swap, on the instance that has seen the family;
+// another instance reads the family record first, once.
+func TestARefreshIsOneStoreCall(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env *tsEnv) {
 		counting := &countingStore{Store: env.store}
 		env.store = counting
 		s := newTSSessions(env, 5*time.Second, nil)
 		rt, _ := startSession(t, s, "user-1", "web", day)
-		for range 3 {
+		wantCalls := func(s *tokens.Sessions, want int64) {
+			t.Helper()
 			before := counting.calls.Load()
 			rt, _ = mustRefresh(t, s, rt, "web")
-			if n := counting.calls.Load() - before; n != 3 {
-				t.Fatalf("a refresh made %d store calls, want 3", n)
+			if n := counting.calls.Load() - before; n != want {
+				t.Fatalf("a refresh made %d store calls, want %d", n, want)
 			}
 		}
+		for range 3 {
+			wantCalls(s, 1)
+		}
+		other := newTSSessions(env, 5*time.Second, nil)
+		wantCalls(other, 2)
+		wantCalls(other, 1)
 	})
 }
 
-// failingStore makes GetMany or SetMany fail, as a store outage or timeout would.
+// failingStore makes Get or Swap fail, as a store outage or timeout would. A lost swap is done
+// by the store, and its answer lost on the way back.
 type failingStore struct {
 	tokens.Store
-	getMany, setMany atomic.Bool
+	get, swap, lostSwap atomic.Bool
 }
 
 var errInjected = errors.New("injected: " + tokens.ErrUnavailable.Error())
 
-func (f *failingStore) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
-	if f.getMany.Load() {
+func (f *failingStore) Get(ctx context.Context, key string) ([]byte, error) {
+	if f.get.Load() {
 		return nil, errInjected
 	}
-	return f.Store.GetMany(ctx, keys...)
+	return f.Store.Get(ctx, key)
 }
 
-func (f *failingStore) SetMany(ctx context.Context, entries []tokens.Entry) error {
-	if f.setMany.Load() {
-		return errInjected
+func (f *failingStore) Swap(ctx context.Context, sw tokens.Swap) (tokens.Swapped, error) {
+	if f.swap.Load() {
+		return tokens.Swapped{}, errInjected
 	}
-	return f.Store.SetMany(ctx, entries)
+	got, err := f.Store.Swap(ctx, sw)
+	if err == nil && f.lostSwap.Load() {
+		return tokens.Swapped{}, errInjected
+	}
+	return got, err
 }
 
-// A read that fails after the Take has consumed the token puts it back: the refresh fails, and
-// the holder's retry succeeds.
-func TestAFailedCheckAfterTheTakeKeepsTheToken(t *testing.T) {
+// A refresh whose store calls fail before anything changed is an error, and the holder's retry
+// succeeds: no grace needed, no revocation.
+func TestAFailedRefreshKeepsTheToken(t *testing.T) {
+	for _, step := range []string{"family read", "swap"} {
+		t.Run(step, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, env *tsEnv) {
+				failing := &failingStore{Store: env.store}
+				env.store = failing
+				events := &reuseEvents{}
+				rt, sess := startSession(t, newTSSessions(env, 0, events), "user-1", "web", day)
+				s := newTSSessions(env, 0, events) // another instance: it reads the family first
+				broken := map[string]*atomic.Bool{"family read": &failing.get, "swap": &failing.swap}[step]
+				broken.Store(true)
+				if _, _, err := s.Refresh(t.Context(), rt, "web"); !errors.Is(err, errInjected) {
+					t.Fatalf("Refresh while the %s fails: got %v, want the store error", step, err)
+				}
+				broken.Store(false)
+				next, got := mustRefresh(t, s, rt, "web")
+				if got.ID != sess.ID {
+					t.Fatalf("retry: session %s, want %s", got.ID, sess.ID)
+				}
+				mustRefresh(t, s, next, "web")
+				if n := len(events.all()); n != 0 {
+					t.Fatalf("%d reuse events, want none", n)
+				}
+			})
+		})
+	}
+}
+
+// A swap whose answer is lost is an error, never success; the holder's retry within the grace
+// window gets the successor the swap stored.
+func TestALostSwapAnswerIsAnError(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env *tsEnv) {
 		failing := &failingStore{Store: env.store}
 		env.store = failing
 		events := &reuseEvents{}
-		s := newTSSessions(env, 0, events) // no grace: any confusion would revoke the family
-		rt, sess := startSession(t, s, "user-1", "web", day)
-		failing.getMany.Store(true)
-		if _, _, err := s.Refresh(t.Context(), rt, "web"); !errors.Is(err, errInjected) {
-			t.Fatalf("Refresh while GetMany fails: got %v, want the store error", err)
+		s := newTSSessions(env, 5*time.Second, events)
+		rt, _ := startSession(t, s, "user-1", "web", day)
+		failing.lostSwap.Store(true)
+		if next, _, err := s.Refresh(t.Context(), rt, "web"); !errors.Is(err, errInjected) || next != "" {
+			t.Fatalf("Refresh whose answer is lost: got (%q, %v), want the store error", next, err)
 		}
-		failing.getMany.Store(false)
-		if ttl := env.ttl(t, "rt:{"+sess.ID+"}:"+storedHash(rt)); ttl > day || ttl < day-5*time.Second {
-			t.Fatalf("the token was put back to live %v, want the family's remaining %v", ttl, day)
-		}
-		next, got := mustRefresh(t, s, rt, "web")
-		if got.ID != sess.ID {
-			t.Fatalf("retry: session %s, want %s", got.ID, sess.ID)
-		}
+		failing.lostSwap.Store(false)
+		next, _ := mustRefresh(t, s, rt, "web")
 		mustRefresh(t, s, next, "web")
 		if n := len(events.all()); n != 0 {
 			t.Fatalf("%d reuse events, want none", n)
@@ -79,31 +117,8 @@ func TestAFailedCheckAfterTheTakeKeepsTheToken(t *testing.T) {
 	})
 }
 
-// A write that fails after the Take is an error, never success; with grace the holder's retry
-// gets the successor if it was written, and is refused (without revoking) if it was not.
-func TestAFailedRotationWriteIsAnError(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, env *tsEnv) {
-		failing := &failingStore{Store: env.store}
-		env.store = failing
-		events := &reuseEvents{}
-		s := newTSSessions(env, 5*time.Second, events)
-		rt, _ := startSession(t, s, "user-1", "web", day)
-		failing.setMany.Store(true)
-		if next, _, err := s.Refresh(t.Context(), rt, "web"); err == nil || errors.Is(err, tokens.ErrInvalidGrant) || next != "" {
-			t.Fatalf("Refresh while SetMany fails: got (%q, %v), want a store error", next, err)
-		}
-		failing.setMany.Store(false)
-		if _, _, err := s.Refresh(t.Context(), rt, "web"); !errors.Is(err, tokens.ErrInvalidGrant) {
-			t.Fatalf("retry after nothing was written: got %v, want ErrInvalidGrant", err)
-		}
-		if n := len(events.all()); n != 0 {
-			t.Fatalf("%d reuse events, want none", n)
-		}
-	})
-}
-
-// A token presented by another client while its own client refreshes it: the Take of the wrong
-// client consumes it for a moment, puts it back, and the right client still rotates it.
+// A token presented by another client while its own client refreshes it: the other client's swap
+// does not match the record, so it consumes nothing, and the right client rotates the token.
 func TestAnotherClientRacingTheHolderDoesNotLogItOut(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env *tsEnv) {
 		events := &reuseEvents{}
@@ -138,24 +153,34 @@ func TestAnotherClientRacingTheHolderDoesNotLogItOut(t *testing.T) {
 	})
 }
 
-// Token records written before they named their user (a bare marker) still rotate, and their
-// successor is written in the current form.
-func TestARecordOfTheOlderFormStillRotates(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, env *tsEnv) {
-		s := newTSSessions(env, 5*time.Second, nil)
-		rt, sess := startSession(t, s, "user-1", "web", day)
-		key := "rt:{" + sess.ID + "}:" + storedHash(rt)
-		if err := env.store.Set(t.Context(), key, []byte{1}, day); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := s.Refresh(t.Context(), rt, "other"); !errors.Is(err, tokens.ErrInvalidGrant) {
-			t.Fatalf("another client: got %v, want ErrInvalidGrant", err)
-		}
-		next, _ := mustRefresh(t, s, rt, "web")
-		v, err := env.store.Get(t.Context(), "rt:{"+sess.ID+"}:"+storedHash(next))
-		if err != nil || !strings.HasSuffix(string(v), ":user-1") {
-			t.Fatalf("the successor's record: got (%q, %v), want one naming user-1", v, err)
-		}
-		mustRefresh(t, s, next, "web")
-	})
+// Token records of the older forms, which do not name their client, still rotate, for their own
+// client only, and their successor's record is in the current form.
+func TestARecordOfAnOlderFormStillRotates(t *testing.T) {
+	older := map[string]func(tokens.Session) []byte{
+		"marker": func(tokens.Session) []byte { return []byte{1} },
+		"user and expiry": func(s tokens.Session) []byte {
+			return []byte(fmt.Sprintf("t1:%d:%s", s.ExpiresAt.UnixMilli(), s.UserID))
+		},
+	}
+	for name, record := range older {
+		t.Run(name, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, env *tsEnv) {
+				s := newTSSessions(env, 5*time.Second, nil)
+				rt, sess := startSession(t, s, "user-1", "web", day)
+				key := "rt:{" + sess.ID + "}:" + storedHash(rt)
+				if err := env.store.Set(t.Context(), key, record(sess), day); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := s.Refresh(t.Context(), rt, "other"); !errors.Is(err, tokens.ErrInvalidGrant) {
+					t.Fatalf("another client: got %v, want ErrInvalidGrant", err)
+				}
+				next, _ := mustRefresh(t, s, rt, "web")
+				v, err := env.store.Get(t.Context(), "rt:{"+sess.ID+"}:"+storedHash(next))
+				if err != nil || string(v) != "t2:web" {
+					t.Fatalf("the successor's record: got (%q, %v), want \"t2:web\"", v, err)
+				}
+				mustRefresh(t, s, next, "web")
+			})
+		})
+	}
 }

@@ -23,6 +23,30 @@ type Entry struct {
 	TTL   time.Duration
 }
 
+// Swap is a compare-and-swap for Store.Swap: the single atomic step of a refresh-token rotation
+// (take the presented token, write its successor), with the family as its guard.
+type Swap struct {
+	// Key is deleted if its live value equals Want and Guard is live.
+	Key  string
+	Want []byte
+	// Guard must be live for the swap to happen. Its remaining TTL caps the TTL of every write,
+	// so that nothing written under it outlives it.
+	Guard string
+	// Writes are stored as SetMany stores them when the swap happens, and never otherwise.
+	Writes []Entry
+	// Reads are read after the swap, in the same round trip but not atomically with it, as
+	// GetMany reads them. Unlike the other keys they may belong to other Cluster slots.
+	Reads []string
+}
+
+// Swapped is what Store.Swap did and found.
+type Swapped struct {
+	Done  bool     // Key was deleted and the writes stored
+	Value []byte   // the live value under Key before the swap; nil: none
+	Guard []byte   // the live value under Guard; nil: none
+	Reads [][]byte // the values under Swap.Reads, as GetMany returns them
+}
+
 // Store holds short-lived token state: refresh families, single-use markers, one-time tokens,
 // counters. It is deliberately tiny and every operation is atomic, so that all OAuth rules can
 // live once, in this package, on top of it. Every key has a TTL: nothing grows without bound.
@@ -50,6 +74,12 @@ type Store interface {
 	// Take atomically returns and deletes the live value under key; of many concurrent callers
 	// exactly one gets it, the others get ErrNotFound.
 	Take(ctx context.Context, key string) ([]byte, error)
+	// Swap deletes sw.Key and stores sw.Writes, atomically, if sw.Key holds sw.Want and
+	// sw.Guard is live; either way it returns what it found, the values of sw.Reads included, in
+	// one round trip. Of concurrent swaps of one key exactly one is Done. Key, Guard and Writes
+	// must share one hash tag (one Cluster slot). A non-positive TTL fails the call before
+	// anything is written.
+	Swap(ctx context.Context, sw Swap) (Swapped, error)
 	// Delete removes key and reports whether a live value was there.
 	Delete(ctx context.Context, key string) (bool, error)
 	// Incr adds one to the counter under key and returns the new count. The counter's TTL is set

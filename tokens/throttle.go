@@ -116,10 +116,15 @@ func (t *Throttle) Allow(ctx context.Context, account, ip string) (retryAfter ti
 		return 0, false, fmt.Errorf("throttle: %w", err)
 	}
 	now := t.opts.Now()
-	for _, key := range []string{clientLockKey(client), accountLockKey(acct)} {
-		wait, locked, err := t.locked(ctx, key, now)
+	keys := []string{clientLockKey(client), accountLockKey(acct)}
+	locks, err := t.store.GetMany(ctx, keys...)
+	if err != nil {
+		return 0, false, fmt.Errorf("throttle: %w", err)
+	}
+	for i, lock := range locks {
+		wait, locked, err := lockWait(lock, now)
 		if err != nil {
-			return 0, false, fmt.Errorf("throttle: %w", err)
+			return 0, false, fmt.Errorf("throttle: lock %s: %w", keys[i], err)
 		}
 		if locked {
 			return wait, false, nil
@@ -237,9 +242,21 @@ func (t *Throttle) locked(ctx context.Context, key string, now time.Time) (time.
 	if err != nil {
 		return 0, false, err
 	}
+	wait, locked, err := lockWait(value, now)
+	if err != nil {
+		return 0, false, fmt.Errorf("lock %s: %w", key, err)
+	}
+	return wait, locked, nil
+}
+
+// lockWait reports whether a lock as read (nil: none) is live and, if so, how long it has left.
+func lockWait(value []byte, now time.Time) (time.Duration, bool, error) {
+	if value == nil {
+		return 0, false, nil
+	}
 	ms, err := strconv.ParseInt(string(value), 10, 64)
 	if err != nil {
-		return 0, false, fmt.Errorf("lock %s: malformed value", key)
+		return 0, false, errors.New("malformed value")
 	}
 	return retryAfter(time.UnixMilli(ms).Sub(now)), true, nil
 }

@@ -22,6 +22,7 @@ import (
 type Store struct {
 	client redis.UniversalClient
 	prefix string
+	swaps  swapBatch
 }
 
 var _ tokens.Store = (*Store)(nil)
@@ -75,9 +76,8 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 // GetMany sends one GET per key in a pipeline: one round trip to each node that holds some of the
 // keys (a Cluster client splits a pipeline by node), where MGET would require a single slot.
 func (s *Store) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
-	values := make([][]byte, len(keys))
 	if len(keys) == 0 {
-		return values, nil
+		return [][]byte{}, nil
 	}
 	pipe := s.client.Pipeline()
 	cmds := make([]*redis.StringCmd, len(keys))
@@ -87,13 +87,24 @@ func (s *Store) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fail("get many", err)
 	}
+	values, err := readValues(cmds)
+	if err != nil {
+		return nil, fail("get many", err)
+	}
+	return values, nil
+}
+
+// readValues returns the values the GETs of a pipeline read: nil for a missing key, a non-nil
+// empty slice for an empty value.
+func readValues(cmds []*redis.StringCmd) ([][]byte, error) {
+	values := make([][]byte, len(cmds))
 	for i, cmd := range cmds {
 		value, err := cmd.Bytes()
 		if errors.Is(err, redis.Nil) {
 			continue
 		}
 		if err != nil {
-			return nil, fail("get many", err)
+			return nil, err
 		}
 		if value == nil {
 			value = []byte{}

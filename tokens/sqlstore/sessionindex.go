@@ -14,8 +14,9 @@ import (
 // SessionIndex is tokens.SessionIndex in the session_index table. Expired rows are hidden from
 // List and removed by Sweep.
 type SessionIndex struct {
-	db  *sqldb.DB
-	now func() time.Time
+	db    *sqldb.DB
+	stmts *statements
+	now   func() time.Time
 }
 
 var _ tokens.SessionIndex = (*SessionIndex)(nil)
@@ -26,7 +27,7 @@ func NewSessionIndex(db *sqldb.DB, now func() time.Time) *SessionIndex {
 	if now == nil {
 		now = time.Now
 	}
-	return &SessionIndex{db: db, now: now}
+	return &SessionIndex{db: db, stmts: &statements{db: db}, now: now}
 }
 
 // Add inserts s; the primary key on sid makes a second Add of one sid fail with tokens.ErrExists.
@@ -49,7 +50,7 @@ func (x *SessionIndex) Add(ctx context.Context, s tokens.Session) error {
 	if !s.AuthTime.IsZero() {
 		authTime = s.AuthTime.UnixMilli()
 	}
-	_, err = x.db.ExecContext(ctx, `
+	_, err = x.stmts.ExecContext(ctx, `
 		INSERT INTO session_index (sid, user_id, client_id, org, scope, amr, auth_time, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.ID, s.UserID, s.ClientID, s.Org, scope, amr, authTime, s.CreatedAt.UnixMilli(), s.ExpiresAt.UnixMilli())

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/portaria/portaria/internal/sqldb"
 	"github.com/portaria/portaria/tokens"
 )
@@ -29,8 +31,9 @@ var Migrations = sqldb.MigrationSet{Name: "tokens", FS: migrationFiles}
 
 // Store is a tokens.Store on a SQL database.
 type Store struct {
-	db  *sqldb.DB
-	now func() time.Time
+	db    *sqldb.DB
+	stmts *statements
+	now   func() time.Time
 }
 
 var _ tokens.Store = (*Store)(nil)
@@ -41,7 +44,7 @@ func New(db *sqldb.DB, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{db: db, now: now}
+	return &Store{db: db, stmts: &statements{db: db}, now: now}
 }
 
 // Put inserts the key, or replaces a row that has expired; a live row makes the conditional
@@ -51,7 +54,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, `
+	res, err := s.stmts.ExecContext(ctx, `
 		INSERT INTO token_state (key, value, counter, expires_at) VALUES (?, ?, 0, ?)
 		ON CONFLICT (key) DO UPDATE
 		SET value = excluded.value, counter = 0, expires_at = excluded.expires_at
@@ -77,7 +80,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, `
+	_, err = s.stmts.ExecContext(ctx, `
 		INSERT INTO token_state (key, value, counter, expires_at) VALUES (?, ?, 0, ?)
 		ON CONFLICT (key) DO UPDATE
 		SET value = excluded.value, counter = 0, expires_at = excluded.expires_at`,
@@ -91,31 +94,25 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 // Get returns the live value under key.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	var value []byte
-	err := s.db.QueryRowContext(ctx,
+	err := s.stmts.QueryRowContext(ctx,
 		`SELECT value FROM token_state WHERE key = ? AND expires_at > ?`,
 		key, s.nowMillis()).Scan(&value)
 	return s.value("get", value, err)
 }
 
-// GetMany reads the live rows of keys with one SELECT … WHERE key IN (…).
+// GetMany reads the live rows of keys with one query, prepared once for each number of keys up
+// to maxUnionKeys; larger numbers are rare and each would keep a statement of its own.
 func (s *Store) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
 	values := make([][]byte, len(keys))
 	if len(keys) == 0 {
 		return values, nil
 	}
-	var q strings.Builder
-	q.WriteString(`SELECT key, value FROM token_state WHERE key IN (`)
-	args := make([]any, 0, len(keys)+1)
-	for i, key := range keys {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString("?")
-		args = append(args, key)
+	query, args := getManyQuery(keys, s.nowMillis())
+	run := s.stmts.QueryContext
+	if len(keys) > maxUnionKeys {
+		run = s.db.QueryContext
 	}
-	q.WriteString(`) AND expires_at > ?`)
-	args = append(args, s.nowMillis())
-	rows, err := s.db.QueryContext(ctx, q.String(), args...)
+	rows, err := run(ctx, query, args...)
 	if err != nil {
 		return nil, s.fail("get many", err)
 	}
@@ -127,10 +124,7 @@ func (s *Store) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
 		if err := rows.Scan(&key, &value); err != nil {
 			return nil, s.fail("get many", err)
 		}
-		if value == nil {
-			value = []byte{} // present, whatever the driver makes of an empty value
-		}
-		found[key] = value
+		found[key] = present(value)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, s.fail("get many", err)
@@ -141,52 +135,187 @@ func (s *Store) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
 	return values, nil
 }
 
+// maxUnionKeys is the most keys getManyQuery reads with a UNION ALL of point lookups; SQLite
+// bounds the terms of a compound query (500 by default).
+const maxUnionKeys = 32
+
+// getManyQuery is the query of GetMany and its arguments. A few keys are read with a UNION ALL of
+// point lookups, which SQLite runs in less than half the time of the equivalent key IN (…), for
+// which it builds a temporary index; more keys with key IN (…).
+func getManyQuery(keys []string, now int64) (string, []any) {
+	var q strings.Builder
+	args := make([]any, 0, 2*len(keys))
+	if len(keys) <= maxUnionKeys {
+		for i, key := range keys {
+			if i > 0 {
+				q.WriteString(" UNION ALL ")
+			}
+			q.WriteString(`SELECT key, value FROM token_state WHERE key = ? AND expires_at > ?`)
+			args = append(args, key, now)
+		}
+		return q.String(), args
+	}
+	q.WriteString(`SELECT key, value FROM token_state WHERE key IN (`)
+	for i, key := range keys {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("?")
+		args = append(args, key)
+	}
+	q.WriteString(`) AND expires_at > ?`)
+	return q.String(), append(args, now)
+}
+
 // SetMany writes every entry with one multi-row upsert: a single statement, so all of them or
-// none. A key given twice is written once, with its last entry (PostgreSQL refuses to update a
-// row twice in one statement).
+// none.
 func (s *Store) SetMany(ctx context.Context, entries []tokens.Entry) error {
+	for _, e := range entries {
+		if err := checkTTL(e.TTL); err != nil {
+			return err
+		}
+	}
+	now := s.nowMillis()
+	if err := upsert(ctx, s.db, entries, func(ttl time.Duration) int64 { return now + ttlMillis(ttl) }); err != nil {
+		return s.fail("set many", err)
+	}
+	return nil
+}
+
+// upsert writes entries with one multi-row upsert, each row expiring at expiry(its TTL). A key
+// given twice is written once, with its last entry (PostgreSQL refuses to update a row twice in
+// one statement).
+func upsert(ctx context.Context, db execer, entries []tokens.Entry, expiry func(time.Duration) int64) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	last := make(map[string]int, len(entries))
 	for i, e := range entries {
-		if err := checkTTL(e.TTL); err != nil {
-			return err
-		}
 		last[e.Key] = i
 	}
-	now := s.nowMillis()
-	var q strings.Builder
-	q.WriteString(`INSERT INTO token_state (key, value, counter, expires_at) VALUES `)
 	args := make([]any, 0, 3*len(last))
 	for i, e := range entries {
 		if last[e.Key] != i {
 			continue
 		}
-		if len(args) > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString("(?, ?, 0, ?)")
 		value := e.Value
 		if value == nil {
 			value = []byte{}
 		}
-		args = append(args, e.Key, value, now+ttlMillis(e.TTL))
+		args = append(args, e.Key, value, expiry(e.TTL))
+	}
+	_, err := db.ExecContext(ctx, upsertQuery(len(last)), args...)
+	return err
+}
+
+// upsertQuery is the upsert of rows rows.
+func upsertQuery(rows int) string {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO token_state (key, value, counter, expires_at) VALUES `)
+	for i := range rows {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, 0, ?)")
 	}
 	q.WriteString(`
 		ON CONFLICT (key) DO UPDATE
 		SET value = excluded.value, counter = 0, expires_at = excluded.expires_at`)
-	if _, err := s.db.ExecContext(ctx, q.String(), args...); err != nil {
-		return s.fail("set many", err)
+	return q.String()
+}
+
+// execer is what upsert needs of a database or a transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// Swap is one transaction: the guard is read, and on PostgreSQL share-locked so that a delete of
+// it waits until the swap is over (SQLite transactions here take the write lock at BEGIN); the
+// key is deleted only if it holds the wanted value; the writes expire no later than the guard.
+// The reads follow the transaction.
+func (s *Store) Swap(ctx context.Context, sw tokens.Swap) (tokens.Swapped, error) {
+	for _, e := range sw.Writes {
+		if err := checkTTL(e.TTL); err != nil {
+			return tokens.Swapped{}, err
+		}
 	}
-	return nil
+	s.stmts.prepare(ctx, s.swapGuardQuery(), swapTakeQuery, swapValueQuery, upsertQuery(len(sw.Writes)))
+	var out tokens.Swapped
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		out, err = s.swapIn(ctx, tx, sw)
+		return err
+	})
+	if err != nil {
+		return tokens.Swapped{}, s.fail("swap", err)
+	}
+	if len(sw.Reads) > 0 {
+		if out.Reads, err = s.GetMany(ctx, sw.Reads...); err != nil {
+			return tokens.Swapped{}, err
+		}
+	}
+	return out, nil
+}
+
+// swapIn is the transaction of Swap.
+func (s *Store) swapIn(ctx context.Context, bunTx bun.Tx, sw tokens.Swap) (tokens.Swapped, error) {
+	tx := s.stmts.in(bunTx)
+	now := s.nowMillis()
+	var out tokens.Swapped
+	var guardExpiry int64
+	err := tx.QueryRowContext(ctx, s.swapGuardQuery(), sw.Guard, now).Scan(&out.Guard, &guardExpiry)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return out, err
+	}
+	if err == nil {
+		out.Guard = present(out.Guard)
+		err = tx.QueryRowContext(ctx, swapTakeQuery, sw.Key, sw.Want, now).Scan(&out.Value)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return out, err
+		}
+		out.Done = err == nil
+	}
+	if out.Done {
+		out.Value = present(out.Value)
+		return out, upsert(ctx, tx, sw.Writes, func(ttl time.Duration) int64 { return min(now+ttlMillis(ttl), guardExpiry) })
+	}
+	err = tx.QueryRowContext(ctx, swapValueQuery, sw.Key, now).Scan(&out.Value)
+	if err == nil {
+		out.Value = present(out.Value)
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return out, err
+	}
+	return out, nil
+}
+
+// The queries of Swap. The guard is read, on PostgreSQL with a lock that keeps it from being
+// deleted until the transaction ends; SQLite has no such clause and needs none, since its
+// transactions here lock the database.
+const (
+	swapTakeQuery  = `DELETE FROM token_state WHERE key = ? AND value = ? AND expires_at > ? RETURNING value`
+	swapValueQuery = `SELECT value FROM token_state WHERE key = ? AND expires_at > ?`
+)
+
+func (s *Store) swapGuardQuery() string {
+	if s.db.Dialect == sqldb.Postgres {
+		return `SELECT value, expires_at FROM token_state WHERE key = ? AND expires_at > ? FOR SHARE`
+	}
+	return `SELECT value, expires_at FROM token_state WHERE key = ? AND expires_at > ?`
+}
+
+// present is a value read from a live row: non-nil, whatever the driver makes of an empty one.
+func present(value []byte) []byte {
+	if value == nil {
+		return []byte{}
+	}
+	return value
 }
 
 // Take deletes the live row and returns its value in one statement: of concurrent callers only
 // the one whose DELETE removed the row gets it back.
 func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 	var value []byte
-	err := s.db.QueryRowContext(ctx,
+	err := s.stmts.QueryRowContext(ctx,
 		`DELETE FROM token_state WHERE key = ? AND expires_at > ? RETURNING value`,
 		key, s.nowMillis()).Scan(&value)
 	return s.value("take", value, err)
@@ -195,7 +324,7 @@ func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 // Delete removes the live row under key and reports whether there was one. An expired row is
 // left for Sweep: it is already invisible.
 func (s *Store) Delete(ctx context.Context, key string) (bool, error) {
-	res, err := s.db.ExecContext(ctx,
+	res, err := s.stmts.ExecContext(ctx,
 		`DELETE FROM token_state WHERE key = ? AND expires_at > ?`,
 		key, s.nowMillis())
 	if err != nil {
@@ -217,7 +346,7 @@ func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64,
 		return 0, err
 	}
 	var count int64
-	err = s.db.QueryRowContext(ctx, `
+	err = s.stmts.QueryRowContext(ctx, `
 		INSERT INTO token_state (key, counter, expires_at) VALUES (?, 1, ?)
 		ON CONFLICT (key) DO UPDATE SET
 			counter    = CASE WHEN token_state.expires_at <= ? THEN 1 ELSE token_state.counter + 1 END,

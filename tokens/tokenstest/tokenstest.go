@@ -54,9 +54,18 @@ func Run(t *testing.T, newStore func(t *testing.T) tokens.Store) {
 		{"a ttl that is not positive is an error", nonPositiveTTL},
 		{"get many returns live values in order and nil for the others", getMany},
 		{"get many of no keys is empty", getManyNone},
+		{"get many of a hundred keys returns each in order", getManyMany},
 		{"set many writes every entry, each with its own ttl", setMany},
 		{"set many overwrites live values and their ttls", setManyOverwrites},
 		{"set many with a ttl that is not positive writes nothing", setManyNonPositiveTTL},
+		{"swap takes the key, writes and reads when the key holds the wanted value", swapDone},
+		{"swap leaves a key holding another value, and writes nothing", swapOtherValue},
+		{"swap without a live guard changes nothing", swapDeadGuard},
+		{"swap of a missing key writes nothing", swapMissingKey},
+		{"swap writes never outlive the guard", swapWritesDieWithTheGuard},
+		{"swap writes keep a ttl shorter than the guard's", swapShorterTTL},
+		{"of many concurrent swaps of one key exactly one is done", concurrentSwap},
+		{"swap with a ttl that is not positive writes nothing", swapNonPositiveTTL},
 		{"ping succeeds", ping},
 	}
 	for _, tt := range tests {
@@ -375,6 +384,25 @@ func getMany(t *testing.T, s tokens.Store) {
 	for i := range want {
 		if (got[i] == nil) != (want[i] == nil) || !bytes.Equal(got[i], want[i]) {
 			t.Errorf("GetMany value %d: got %q (nil %v), want %q (nil %v)", i, got[i], got[i] == nil, want[i], want[i] == nil)
+		}
+	}
+}
+
+func getManyMany(t *testing.T, s tokens.Store) {
+	var keys []string
+	for i := range 100 {
+		keys = append(keys, fmt.Sprintf("k{%d}", i))
+		if i%3 == 0 {
+			mustPut(t, s, keys[i], fmt.Sprint(i), long)
+		}
+	}
+	got, err := s.GetMany(t.Context(), keys...)
+	if err != nil || len(got) != len(keys) {
+		t.Fatalf("GetMany of %d keys: got (%d values, %v)", len(keys), len(got), err)
+	}
+	for i, v := range got {
+		if (v != nil) != (i%3 == 0) || (v != nil && string(v) != fmt.Sprint(i)) {
+			t.Errorf("GetMany value %d: got %q", i, v)
 		}
 	}
 }
