@@ -236,19 +236,8 @@ func (a *accountAPI) refresh(w http.ResponseWriter, r *http.Request) error {
 		return newProblem(http.StatusUnauthorized, "unauthenticated", "There is no session to refresh.")
 	}
 	ctx := r.Context()
-	next, sess, err := a.sessions.Refresh(ctx, c.Value, BrowserClient)
+	next, sess, u, err := refreshUser(ctx, a.sessions, a.accounts, c.Value, BrowserClient)
 	if errors.Is(err, tokens.ErrInvalidGrant) {
-		a.clearCookies(w)
-		return newProblem(http.StatusUnauthorized, "invalid_token", "The session has ended; log in again.")
-	}
-	if err != nil {
-		return err
-	}
-	u, err := activeUser(ctx, a.accounts, sess.UserID)
-	if errors.Is(err, errInactive) {
-		if err := a.sessions.Revoke(ctx, sess.ID); err != nil {
-			return err
-		}
 		a.clearCookies(w)
 		return newProblem(http.StatusUnauthorized, "invalid_token", "The session has ended; log in again.")
 	}

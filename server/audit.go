@@ -17,10 +17,12 @@ import (
 
 // AuditLog records audit events and lists them; *audit.Log is one. Record stores an event before
 // it returns; Enqueue writes its log line at once and stores it in the background, for the
-// security events of hot paths.
+// security events of hot paths; Line only writes the log line, for routine events too frequent
+// to store (docs/audit.md).
 type AuditLog interface {
 	Record(ctx context.Context, e audit.Event) error
 	Enqueue(ctx context.Context, e audit.Event) error
+	Line(ctx context.Context, e audit.Event) error
 	List(ctx context.Context, q audit.Query) ([]audit.Event, string, error)
 }
 
@@ -38,12 +40,23 @@ func newAuditor(d Deps) auditor {
 // security records a security event (AU-01) of the request: the route, request id, client IP and
 // user agent are the request's; the caller fills who, whom and what. It never fails the request:
 // a failure to store is logged, and the event's log line is written all the same.
-func (a auditor) security(r *http.Request, e audit.Event) {
+func (a auditor) security(r *http.Request, e audit.Event) { a.emit(r, e, true) }
+
+// routine is security for a routine event, written as a log line only: a refresh rotating its
+// family happens every few minutes of every session, and storing each cost the refresh grant
+// about a quarter of its CPU (docs/performance.md). A refresh token used again is stored.
+func (a auditor) routine(r *http.Request, e audit.Event) { a.emit(r, e, false) }
+
+func (a auditor) emit(r *http.Request, e audit.Event, store bool) {
 	if a.sink == nil {
 		return
 	}
 	e.Route, e.RequestID, e.IP, e.UserAgent = r.Pattern, requestID(r.Context()), clientIP(r, a.trusted), r.UserAgent()
-	if err := a.sink.Enqueue(r.Context(), e); err != nil {
+	record := a.sink.Line
+	if store {
+		record = a.sink.Enqueue
+	}
+	if err := record(r.Context(), e); err != nil {
 		a.logger.ErrorContext(r.Context(), "audit event not stored", "type", e.Type, "err", err, "request_id", e.RequestID)
 	}
 }

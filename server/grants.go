@@ -144,12 +144,14 @@ func (e *tokenEndpoint) finishUserAnswer(w http.ResponseWriter, r *http.Request,
 		answer.IDToken = id
 	}
 	e.metrics.TokenIssued(grant)
-	typ := audit.TokenIssued
+	ev := audit.Event{Type: audit.TokenIssued, Outcome: audit.OutcomeSuccess, ActorID: u.ID, ClientID: c.ID, OrgID: u.OrgID,
+		SubjectID: u.ID, Details: map[string]string{"grant": grant, "family": sess.ID, "scope": strings.Join(scope, " ")}}
 	if grant == grantRefreshToken {
-		typ = audit.TokenRefreshed
+		ev.Type = audit.TokenRefreshed
+		e.routine(r, ev)
+	} else {
+		e.security(r, ev)
 	}
-	e.security(r, audit.Event{Type: typ, Outcome: audit.OutcomeSuccess, ActorID: u.ID, ClientID: c.ID, OrgID: u.OrgID,
-		SubjectID: u.ID, Details: map[string]string{"grant": grant, "family": sess.ID, "scope": strings.Join(scope, " ")}})
 	writeTokenJSON(w, http.StatusOK, answer)
 	return nil
 }
@@ -273,20 +275,10 @@ func (e *tokenEndpoint) refresh(w http.ResponseWriter, r *http.Request, c identi
 			return err
 		}
 	}
-	next, sess, err := e.sessions.Refresh(ctx, presented, c.ID)
+	next, sess, u, err := refreshUser(ctx, e.sessions, e.users, presented, c.ID)
 	if errors.Is(err, tokens.ErrInvalidGrant) {
 		return errInvalidGrant()
 	} else if err != nil {
-		return err
-	}
-	u, err := activeUser(ctx, e.users, sess.UserID)
-	if err != nil {
-		if errors.Is(err, errInactive) {
-			if err := e.sessions.Revoke(ctx, sess.ID); err != nil {
-				return err
-			}
-			return errInvalidGrant()
-		}
 		return err
 	}
 	scope := sess.Scope
@@ -296,6 +288,35 @@ func (e *tokenEndpoint) refresh(w http.ResponseWriter, r *http.Request, c identi
 		}
 	}
 	return e.mintUserAnswer(w, r, grantRefreshToken, c, u, sess, scope, ttl, once, next)
+}
+
+// refreshUser rotates a refresh token of clientID and returns its successor, its session and
+// the session's user, read again. The user is read before the token is consumed: if the read
+// fails (the database cut off) the client's retry, even after the grace window, finds its token
+// unused. A deactivated user or organization ends the family, but only once the token has proven
+// valid (its rotation succeeded), so that a guessed session id cannot; that and every invalid
+// token are tokens.ErrInvalidGrant.
+func refreshUser(ctx context.Context, sessions *tokens.Sessions, users UserDirectory, token, clientID string) (string, tokens.Session, identity.User, error) {
+	owner, err := sessions.UserOf(ctx, token)
+	if err != nil {
+		return "", tokens.Session{}, identity.User{}, err
+	}
+	u, err := activeUser(ctx, users, owner)
+	inactive := errors.Is(err, errInactive)
+	if err != nil && !inactive {
+		return "", tokens.Session{}, identity.User{}, err
+	}
+	next, sess, err := sessions.Refresh(ctx, token, clientID)
+	if err != nil {
+		return "", tokens.Session{}, identity.User{}, err
+	}
+	if inactive {
+		if err := sessions.Revoke(ctx, sess.ID); err != nil {
+			return "", tokens.Session{}, identity.User{}, err
+		}
+		return "", tokens.Session{}, identity.User{}, tokens.ErrInvalidGrant
+	}
+	return next, sess, u, nil
 }
 
 // mintUserAnswer mints the access token of a user's session itself (the grants go-oauth2 does not

@@ -219,6 +219,26 @@ func (s *Sessions) Refresh(ctx context.Context, refreshToken, clientID string) (
 	})
 }
 
+// UserOf returns the user whose family refreshToken names, so that a caller can check the user
+// before Refresh consumes the token: a check that fails (the user's database cut off) then leaves
+// the token as it was. The family is taken as this instance remembers it, or read from the
+// store; whether the token and its family are still valid is Refresh's to decide. A token that
+// names no family is ErrInvalidGrant.
+func (s *Sessions) UserOf(ctx context.Context, refreshToken string) (string, error) {
+	sid, ok := parseRefreshToken(refreshToken)
+	if !ok {
+		return "", ErrInvalidGrant
+	}
+	known, err := s.knownFamily(ctx, sid)
+	if errors.Is(err, ErrSessionNotFound) {
+		return "", ErrInvalidGrant
+	}
+	if err != nil {
+		return "", fmt.Errorf("user of refresh token: %w", err)
+	}
+	return known.UserID, nil
+}
+
 // refresh is one use of a refresh token: the token, its family, who presents it, and what
 // follows from them.
 type refresh struct {

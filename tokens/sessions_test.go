@@ -506,6 +506,30 @@ func TestSessionOfNamesTheSessionWithoutConsumingTheToken(t *testing.T) {
 	})
 }
 
+// UserOf names the family's user without consuming the token, on an instance that has seen the
+// family and on one that has not; a token naming no family is ErrInvalidGrant.
+func TestUserOfNamesTheUserWithoutConsumingTheToken(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *tsEnv) {
+		ctx := t.Context()
+		s := newTSSessions(env, 5*time.Second, nil)
+		rt1, sess := startSession(t, s, "user-1", "web", day)
+		other := newTSSessions(env, 5*time.Second, nil) // another instance: nothing remembered
+		for _, instance := range []*tokens.Sessions{s, other, other} {
+			if got, err := instance.UserOf(ctx, rt1); err != nil || got != "user-1" {
+				t.Fatalf("UserOf: got (%q, %v), want user-1", got, err)
+			}
+		}
+		if _, got := mustRefresh(t, other, rt1, "web"); got.ID != sess.ID {
+			t.Fatalf("the token was consumed by UserOf: refresh gave session %s", got.ID)
+		}
+		for _, bad := range []string{"", "not-a-token", tokens.RandomSecret() + "." + tokens.RandomSecret()} {
+			if _, err := s.UserOf(ctx, bad); !errors.Is(err, tokens.ErrInvalidGrant) {
+				t.Errorf("UserOf(%q): %v, want ErrInvalidGrant", bad, err)
+			}
+		}
+	})
+}
+
 func TestMalformedRefreshTokensNeverReachTheStore(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env *tsEnv) {
 		counting := &countingStore{Store: env.store}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Event types. The set is closed: Record refuses any other, so that a misspelt type cannot slip
@@ -156,6 +157,9 @@ func sanitizeDetails(in map[string]string) (map[string]string, error) {
 // escapes; a backslash is doubled so that an escape sent in the input cannot pass for one made
 // here. The result is at most limit bytes; a cut falls between characters and is marked with "…".
 func clean(s string, limit int) string {
+	if len(s) <= limit && !needsCleaning(s) {
+		return s // the common case, without a copy
+	}
 	const mark = "…"
 	var b strings.Builder
 	fit := 0 // the length of b's longest prefix that leaves room for the mark
@@ -175,8 +179,27 @@ func escape(r rune) string {
 	switch {
 	case r == '\\':
 		return `\\`
-	case unicode.IsControl(r), r == '\u2028', r == '\u2029', unicode.Is(unicode.Bidi_Control, r):
+	case isUnsafe(r):
 		return fmt.Sprintf(`\u%04x`, r)
 	}
 	return string(r)
+}
+
+// needsCleaning reports whether clean would change s (beyond cutting it): invalid UTF-8, or a
+// rune that escape rewrites. A literal U+FFFD counts, which only costs that string the slow path.
+func needsCleaning(s string) bool {
+	for _, r := range s {
+		if r == '\\' || r == utf8.RuneError || isUnsafe(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// isUnsafe: the runes that could break a log line or disguise its text.
+func isUnsafe(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r < 0x20 || r == 0x7f
+	}
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r)
 }

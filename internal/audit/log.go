@@ -35,10 +35,11 @@ const storeTimeout = 5 * time.Second
 // Log records audit events. It only inserts and reads: there is no API to change or delete an
 // event (pruning by age is an operator's SQL, see docs/audit.md).
 type Log struct {
-	db     *sqldb.DB
-	logger *slog.Logger
-	now    func() time.Time
-	ids    idSource
+	db          *sqldb.DB
+	insertQuery string // one row, with the dialect's placeholders
+	logger      *slog.Logger
+	now         func() time.Time
+	ids         idSource
 
 	queueOnce sync.Once
 	pending   chan Event // events of Enqueue waiting for Run
@@ -50,7 +51,7 @@ func New(db *sqldb.DB, logger *slog.Logger, now func() time.Time) *Log {
 	if now == nil {
 		now = time.Now
 	}
-	return &Log{db: db, logger: logger, now: now}
+	return &Log{db: db, insertQuery: insertQuery(db.Dialect), logger: logger, now: now}
 }
 
 // Record stores e and writes it as one log line (msg "audit"; WARN for refresh-token reuse, which
@@ -59,20 +60,41 @@ func New(db *sqldb.DB, logger *slog.Logger, now func() time.Time) *Log {
 // nowhere. When the insert fails the line is still written, so that the event reaches the log
 // sink, and the error is returned.
 func (l *Log) Record(ctx context.Context, e Event) error {
-	e, err := sanitize(e)
+	e, err := l.stamp(e)
 	if err != nil {
-		return fmt.Errorf("record audit event: %w", err)
+		return err
 	}
-	at := l.now()
-	e.ID = l.ids.next(at)
-	// Microseconds are what PostgreSQL keeps: the row and the line then carry the same time.
-	e.At = at.UTC().Truncate(time.Microsecond)
 	err = l.insert(ctx, []Event{e})
 	l.writeLine(ctx, e)
 	if err != nil {
 		return fmt.Errorf("record audit event %s %s: %w", e.Type, e.ID, err)
 	}
 	return nil
+}
+
+// Line writes e as its log line only, with no row: for routine events too frequent to store (a
+// refresh rotating a family, every few minutes of every session), which reach the log sink like
+// every other event (AU-01) but are not listed by GET /api/audit. docs/audit.md names them.
+func (l *Log) Line(ctx context.Context, e Event) error {
+	e, err := l.stamp(e)
+	if err != nil {
+		return err
+	}
+	l.writeLine(ctx, e)
+	return nil
+}
+
+// stamp checks and cleans e (sanitize) and gives it its ID and At, ignoring the caller's.
+func (l *Log) stamp(e Event) (Event, error) {
+	e, err := sanitize(e)
+	if err != nil {
+		return Event{}, fmt.Errorf("record audit event: %w", err)
+	}
+	at := l.now()
+	e.ID = l.ids.next(at)
+	// Microseconds are what PostgreSQL keeps: the row and the line then carry the same time.
+	e.At = at.UTC().Truncate(time.Microsecond)
+	return e, nil
 }
 
 // writeLine logs e with the names of Event's JSON fields and of the table's columns, so that the
