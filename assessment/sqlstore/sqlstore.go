@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/portaria/portaria/assessment"
 	"github.com/portaria/portaria/internal/sqldb"
@@ -18,15 +17,7 @@ var migrationFiles embed.FS
 
 // Migrations creates the assessment tables; apply it with (*sqldb.DB).Migrate before New. It
 // needs no other set: the tables refer to identity's records by id only.
-var Migrations = sqldb.MigrationSet{Name: "assessment", FS: sub(migrationFiles, "migrations")}
-
-func sub(fsys fs.FS, dir string) fs.FS {
-	f, err := fs.Sub(fsys, dir)
-	if err != nil {
-		panic(err) // only for an invalid path, which dir is not
-	}
-	return f
-}
+var Migrations = sqldb.MigrationSet{Name: "assessment", FS: migrationFiles, Dir: "migrations"}
 
 // Store is the SQL assessment.Store.
 type Store struct {

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/portaria/portaria/identity"
@@ -20,15 +19,7 @@ import (
 var migrationFiles embed.FS
 
 // Migrations creates the identity tables; apply it with (*sqldb.DB).Migrate before New.
-var Migrations = sqldb.MigrationSet{Name: "identity", FS: sub(migrationFiles, "migrations")}
-
-func sub(fsys fs.FS, dir string) fs.FS {
-	f, err := fs.Sub(fsys, dir)
-	if err != nil {
-		panic(err) // only for an invalid path, which dir is not
-	}
-	return f
-}
+var Migrations = sqldb.MigrationSet{Name: "identity", FS: migrationFiles, Dir: "migrations"}
 
 // Store is the SQL identity.Store.
 type Store struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"maps"
 	"slices"
@@ -18,15 +17,7 @@ import (
 var migrationFiles embed.FS
 
 // Migrations creates the audit_events table; apply it with (*sqldb.DB).Migrate before New.
-var Migrations = sqldb.MigrationSet{Name: "audit", FS: sub(migrationFiles, "migrations")}
-
-func sub(fsys fs.FS, dir string) fs.FS {
-	f, err := fs.Sub(fsys, dir)
-	if err != nil {
-		panic(err) // only for an invalid path, which dir is not
-	}
-	return f
-}
+var Migrations = sqldb.MigrationSet{Name: "audit", FS: migrationFiles, Dir: "migrations"}
 
 // storeTimeout bounds the insert of one event. Record does not inherit the caller's cancellation:
 // a client hanging up must not erase the trace of what it just did.

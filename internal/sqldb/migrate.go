@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"path"
 
 	"github.com/uptrace/bun/migrate"
 )
@@ -14,6 +15,7 @@ import (
 type MigrationSet struct {
 	Name string // short, [a-z_]; names the set's bookkeeping table
 	FS   fs.FS
+	Dir  string // the folder of FS holding one folder per dialect ("sqlite", "postgres"); "" for FS's root
 }
 
 // Migrate applies the pending migrations of each set in order. A migration is marked applied only
@@ -43,7 +45,7 @@ func (db *DB) Migrate(ctx context.Context, sets ...MigrationSet) error {
 }
 
 func (db *DB) migrateSet(ctx context.Context, set MigrationSet) error {
-	sub, err := fs.Sub(set.FS, string(db.Dialect))
+	sub, err := fs.Sub(set.FS, path.Join(set.Dir, string(db.Dialect)))
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -20,15 +19,7 @@ import (
 var migrations embed.FS
 
 // Migrations creates the signing_keys table.
-var Migrations = sqldb.MigrationSet{Name: "keys", FS: migrationsFS()}
-
-func migrationsFS() fs.FS {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // only if the embed directive above is wrong
-	}
-	return sub
-}
+var Migrations = sqldb.MigrationSet{Name: "keys", FS: migrations, Dir: "migrations"}
 
 // Store implements keys.Store.
 type Store struct {
