@@ -51,6 +51,7 @@ type Config struct {
 	LogFormat       string        `env:"LOG_FORMAT" help:"text or json (default: text on a terminal, else json)"`
 	JWKSMaxAge      time.Duration `env:"JWKS_MAX_AGE" help:"Cache-Control max-age of the JWKS; keys are published this long (twice, plus a margin) before they sign"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" help:"how long a graceful shutdown waits for in-flight requests"`
+	ShutdownDelay   time.Duration `env:"SHUTDOWN_DELAY" help:"how long the server keeps serving after SIGTERM, /readyz failing, before it shuts down (0: at once)"`
 }
 
 // Default returns the embedded profile: everything on one machine, no other service needed.
@@ -238,6 +239,9 @@ func (c Config) Validate() error {
 	}
 	if c.RefreshIdleTTL < 0 {
 		bad("REFRESH_IDLE_TTL", "must not be negative")
+	}
+	if c.ShutdownDelay < 0 {
+		bad("SHUTDOWN_DELAY", "must not be negative")
 	}
 	if c.AccessTokenTTL > MaxAccessTokenTTL {
 		bad("ACCESS_TOKEN_TTL", "must be at most %s", MaxAccessTokenTTL)

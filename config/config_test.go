@@ -65,6 +65,18 @@ func TestPrecedenceIsFlagsThenEnvironmentThenFile(t *testing.T) {
 	}
 }
 
+// The embedded profile has no load balancer to wait for; a deployment behind one sets the delay.
+func TestShutdownDelayIsOffByDefaultAndSettable(t *testing.T) {
+	cfg, _, err := Load(nil, env(nil), io.Discard, nil)
+	if err != nil || cfg.ShutdownDelay != 0 {
+		t.Fatalf("default delay %v (err %v), want 0", cfg.ShutdownDelay, err)
+	}
+	cfg, _, err = Load(nil, env(map[string]string{"PORTARIA_SHUTDOWN_DELAY": "5s"}), io.Discard, nil)
+	if err != nil || cfg.ShutdownDelay != 5*time.Second {
+		t.Fatalf("delay %v (err %v), want 5s", cfg.ShutdownDelay, err)
+	}
+}
+
 func TestHTTPSIssuerMakesCookiesSecure(t *testing.T) {
 	cfg, _, err := Load(nil, env(map[string]string{"PORTARIA_ISSUER": "https://auth.example.com/"}), io.Discard, nil)
 	if err != nil {
@@ -93,6 +105,7 @@ func TestInvalidSettingsAreNamedOnePerLine(t *testing.T) {
 		{"a grace window over a minute", map[string]string{"PORTARIA_REFRESH_GRACE": "2m"}, nil, "PORTARIA_REFRESH_GRACE"},
 		{"a rotation shorter than publication needs", map[string]string{"PORTARIA_KEY_ROTATION": "10m"}, nil, "PORTARIA_KEY_ROTATION"},
 		{"an unknown log format", map[string]string{"PORTARIA_LOG_FORMAT": "xml"}, nil, "PORTARIA_LOG_FORMAT"},
+		{"a negative shutdown delay", map[string]string{"PORTARIA_SHUTDOWN_DELAY": "-1s"}, nil, "PORTARIA_SHUTDOWN_DELAY"},
 		{"a bad boolean flag", nil, []string{"--signup", "maybe"}, "signup"},
 	}
 	for _, c := range cases {

@@ -294,12 +294,23 @@ func (a *assessmentAPI) authorizeAudit(ctx context.Context, claims tokens.Access
 // its grace window revoked its whole session, which is worth an alert (RT-04). It counts the
 // detection, logs it and records it in the audit log (audit.Log writes reuse at WARN).
 func OnRefreshReuse(sink AuditLog, metrics *Metrics) func(context.Context, tokens.Session) {
+	return reuseHook(sink, metrics, "reuse_after_grace")
+}
+
+// OnRefreshReplay is the hook of tokens.SessionOptions.OnReplay: a used refresh token presented
+// again after its session ended (by an earlier reuse, a logout, an administrator). Each replay is
+// one more detection, counted and recorded like the reuse that ended the session (SECURITY.md F3).
+func OnRefreshReplay(sink AuditLog, metrics *Metrics) func(context.Context, tokens.Session) {
+	return reuseHook(sink, metrics, "session_ended")
+}
+
+func reuseHook(sink AuditLog, metrics *Metrics, reason string) func(context.Context, tokens.Session) {
 	return func(ctx context.Context, s tokens.Session) {
 		metrics.RefreshReuse()
 		if sink == nil {
 			return
 		}
 		sink.Enqueue(ctx, audit.Event{Type: audit.RefreshReuseDetected, Outcome: audit.OutcomeDenied, ActorID: s.UserID,
-			ClientID: s.ClientID, OrgID: s.Org, SubjectID: s.UserID, Details: map[string]string{"family": s.ID, "reason": "reuse_after_grace"}})
+			ClientID: s.ClientID, OrgID: s.Org, SubjectID: s.UserID, Details: map[string]string{"family": s.ID, "reason": reason}})
 	}
 }

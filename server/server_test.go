@@ -183,8 +183,9 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	metrics := server.NewMetrics()
 	sessions := tokens.NewSessions(store, tokens.SessionOptions{
 		Grace: cfg.grace, SuccessorKey: keys.DeriveKey(master, "successor"), Log: revlog, Now: clk.Now,
-		Index:   tokensql.NewSessionIndex(db, clk.Now),
-		OnReuse: server.OnRefreshReuse(auditLog, metrics),
+		Index:    tokensql.NewSessionIndex(db, clk.Now),
+		OnReuse:  server.OnRefreshReuse(auditLog, metrics),
+		OnReplay: server.OnRefreshReplay(auditLog, metrics),
 	})
 	revoked := tokens.NewRevocationCache(revlog, time.Second, clk.Now)
 

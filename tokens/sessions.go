@@ -66,6 +66,13 @@ type SessionOptions struct {
 	// OnReuse, if not nil, is called once when reuse of a refresh token revokes a family: the
 	// refresh_token_reuse security event.
 	OnReuse func(ctx context.Context, s Session)
+	// OnReplay, if not nil, is called for every other use of a used refresh token that is
+	// refused because its family has ended (revoked by an earlier reuse, a logout or an
+	// administrator, or expired): together with OnReuse, one call per replay (SECURITY.md F3),
+	// for as long as the token's tombstone lasts (the family's lifetime). The Session names the
+	// family and the client presenting the token, and the user when known: a family already
+	// deleted is known only to an instance that saw it.
+	OnReplay func(ctx context.Context, s Session)
 	// Index, if not nil, keeps each user's sessions listable (List): Start adds to it, Revoke and
 	// RevokeUser remove from it, and Refresh records the time of use in the store (with the
 	// rotation's other writes, so a failure of that write fails the refresh). Without it
@@ -108,6 +115,7 @@ type Sessions struct {
 	maxLifetime  time.Duration
 	now          func() time.Time
 	onReuse      func(ctx context.Context, s Session)
+	onReplay     func(ctx context.Context, s Session)
 	index        SessionIndex
 	known        knownFamilies
 	macs         sync.Pool // of HMAC-SHA256 keyed with key (successor)
@@ -144,6 +152,7 @@ func NewSessions(store Store, opts SessionOptions) *Sessions {
 		maxLifetime:  opts.MaxLifetime,
 		now:          opts.Now,
 		onReuse:      opts.OnReuse,
+		onReplay:     opts.OnReplay,
 		index:        opts.Index,
 	}
 }
@@ -204,14 +213,14 @@ func (s *Sessions) Refresh(ctx context.Context, refreshToken, clientID string) (
 	}
 	known, err := s.knownFamily(ctx, sid)
 	if errors.Is(err, ErrSessionNotFound) {
-		return "", Session{}, ErrInvalidGrant
+		return "", Session{}, s.ended(ctx, Session{ID: sid, ClientID: clientID}, refreshToken, nil)
 	}
 	if err != nil {
 		return "", Session{}, fmt.Errorf("refresh: %w", err)
 	}
 	remaining := known.ExpiresAt.Sub(s.now())
 	if remaining <= 0 {
-		return "", Session{}, ErrInvalidGrant
+		return "", Session{}, s.ended(ctx, known, refreshToken, nil)
 	}
 	return s.rotate(ctx, refresh{
 		sid: sid, token: refreshToken, clientID: clientID, successor: s.successor(refreshToken),
@@ -277,7 +286,7 @@ func (s *Sessions) rotate(ctx context.Context, r refresh) (string, Session, erro
 	switch {
 	case res.Guard == nil:
 		// The family is gone: revoked, ended by reuse, or expired.
-		return "", Session{}, ErrInvalidGrant
+		return "", Session{}, s.ended(ctx, Session{ID: r.sid, UserID: r.owner, ClientID: r.clientID}, r.token, nil)
 	case res.Done:
 		return s.rotated(ctx, r, res)
 	case res.Value == nil:
@@ -392,7 +401,7 @@ func (s *Sessions) reused(ctx context.Context, r refresh) (string, Session, erro
 		// or a token shown by another client, is refused without revoking anything.
 		sess, err := s.decodeFamily(r.sid, family)
 		if errors.Is(err, ErrSessionNotFound) {
-			return "", Session{}, ErrInvalidGrant
+			return "", Session{}, s.ended(ctx, Session{ID: r.sid, UserID: r.owner, ClientID: r.clientID}, r.token, tombstone)
 		}
 		if err != nil {
 			return "", Session{}, fmt.Errorf("refresh: %w", err)
@@ -401,12 +410,12 @@ func (s *Sessions) reused(ctx context.Context, r refresh) (string, Session, erro
 		if err != nil {
 			return "", Session{}, fmt.Errorf("refresh: %w", err)
 		}
-		if sess.CreatedAt.UnixMilli() <= notBefore || sess.ClientID != r.clientID {
+		if sess.ClientID != r.clientID {
 			return "", Session{}, ErrInvalidGrant
 		}
 		remaining := sess.ExpiresAt.Sub(s.now())
-		if remaining <= 0 {
-			return "", Session{}, ErrInvalidGrant
+		if sess.CreatedAt.UnixMilli() <= notBefore || remaining <= 0 {
+			return "", Session{}, s.ended(ctx, sess, r.token, tombstone)
 		}
 		switch {
 		case own != nil:
@@ -470,6 +479,10 @@ func (s *Sessions) reuse(ctx context.Context, sess Session) error {
 		return fmt.Errorf("refresh: revoke reused family: %w", err)
 	}
 	if !deleted {
+		// Another use of a used token ended the family first: this one is a replay too.
+		if s.onReplay != nil {
+			s.onReplay(ctx, sess)
+		}
 		return ErrInvalidGrant
 	}
 	if err := s.log.Append(ctx, s.revocation(RevokedSession, sess.ID)); err != nil {
@@ -478,6 +491,23 @@ func (s *Sessions) reuse(ctx context.Context, sess Session) error {
 	if s.onReuse != nil {
 		s.onReuse(ctx, sess)
 	}
+	return ErrInvalidGrant
+}
+
+// ended refuses token of a family that has ended, and reports it to OnReplay if the token had
+// been used: its tombstone is tombstone, or is read here when nil. A token never used (the last
+// of a family logged out, say) is refused without a report. The report is best effort: a store
+// error only skips it, since the answer is the same.
+func (s *Sessions) ended(ctx context.Context, sess Session, token string, tombstone []byte) error {
+	if s.onReplay == nil {
+		return ErrInvalidGrant
+	}
+	if tombstone == nil {
+		if _, err := s.store.Get(ctx, usedKey(sess.ID, token)); err != nil {
+			return ErrInvalidGrant
+		}
+	}
+	s.onReplay(ctx, sess)
 	return ErrInvalidGrant
 }
 

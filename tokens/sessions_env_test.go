@@ -212,6 +212,15 @@ func (r *reuseEvents) all() []tokens.Session {
 }
 
 func newTSSessions(env *tsEnv, grace time.Duration, events *reuseEvents) *tokens.Sessions {
+	return newTSSessionsWith(env, grace, func(o *tokens.SessionOptions) {
+		if events != nil {
+			o.OnReuse = events.record
+		}
+	})
+}
+
+// newTSSessionsWith is newTSSessions with options set by set.
+func newTSSessionsWith(env *tsEnv, grace time.Duration, set func(*tokens.SessionOptions)) *tokens.Sessions {
 	opts := tokens.SessionOptions{
 		Grace:        grace,
 		SuccessorKey: tsSuccessorKey,
@@ -220,9 +229,7 @@ func newTSSessions(env *tsEnv, grace time.Duration, events *reuseEvents) *tokens
 		MaxLifetime:  30 * 24 * time.Hour,
 		Now:          env.clock.Now,
 	}
-	if events != nil {
-		opts.OnReuse = events.record
-	}
+	set(&opts)
 	return tokens.NewSessions(env.store, opts)
 }
 

@@ -213,6 +213,54 @@ func TestReuseRevokesTheFamilyOnce(t *testing.T) {
 	})
 }
 
+// F3: every replay of a used token is reported once: the one that ends the family to OnReuse,
+// each later one (on this instance or another that never saw the family, after a reuse or a
+// logout) to OnReplay. A token never used, refused because its family ended, is no replay.
+func TestEveryReplayOfAUsedTokenIsReported(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *tsEnv) {
+		ctx := t.Context()
+		reuses, replays := &reuseEvents{}, &reuseEvents{}
+		opts := func(o *tokens.SessionOptions) { o.OnReuse, o.OnReplay = reuses.record, replays.record }
+		s := newTSSessionsWith(env, 5*time.Second, opts)
+		other := newTSSessionsWith(env, 5*time.Second, opts) // an instance that never saw the families
+		rt1, sess := startSession(t, s, "user-1", "app", day)
+		rt2, _ := mustRefresh(t, s, rt1, "app")
+		env.clock.Advance(6 * time.Second)
+		refuse := func(s *tokens.Sessions, rt string) {
+			t.Helper()
+			if _, _, err := s.Refresh(ctx, rt, "app"); !errors.Is(err, tokens.ErrInvalidGrant) {
+				t.Fatalf("refresh: got %v, want ErrInvalidGrant", err)
+			}
+		}
+		refuse(s, rt1)     // reuse: ends the family
+		refuse(s, rt2)     // never used: no replay
+		refuse(s, rt1)     // replay, this instance
+		refuse(other, rt1) // replay, another instance
+		if got := reuses.all(); len(got) != 1 || got[0].ID != sess.ID {
+			t.Fatalf("OnReuse: got %+v, want one call for %s", got, sess.ID)
+		}
+		got := replays.all()
+		if len(got) != 2 || got[0].ID != sess.ID || got[0].UserID != "user-1" || got[1].ID != sess.ID {
+			t.Fatalf("OnReplay: got %+v, want two calls for %s (the first naming user-1)", got, sess.ID)
+		}
+
+		// A logout, then a used token of that session shown again.
+		rt3, sess2 := startSession(t, s, "user-1", "app", day)
+		rt4, _ := mustRefresh(t, s, rt3, "app")
+		if err := s.Revoke(ctx, sess2.ID); err != nil {
+			t.Fatal(err)
+		}
+		refuse(other, rt4) // the current token of a logged-out session: no replay
+		refuse(other, rt3)
+		if got := replays.all(); len(got) != 3 || got[2].ID != sess2.ID {
+			t.Fatalf("OnReplay after a logout: got %+v, want a third call for %s", got, sess2.ID)
+		}
+		if len(reuses.all()) != 1 {
+			t.Fatalf("OnReuse after a logout: %+v", reuses.all())
+		}
+	})
+}
+
 // RT-01: a token is bound to its client.
 func TestRefreshTokenOfAnotherClientIsRefusedAndStaysValid(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env *tsEnv) {

@@ -148,6 +148,7 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, migrate b
 	a.sessions = tokens.NewSessions(a.tokenStore, tokens.SessionOptions{
 		// Counted, and recorded in the audit log, whose line for it is a warning.
 		OnReuse:      server.OnRefreshReuse(a.audit, a.metrics),
+		OnReplay:     server.OnRefreshReplay(a.audit, a.metrics),
 		Index:        a.sessionIdx,
 		Grace:        cfg.RefreshGrace,
 		IdleTimeout:  cfg.RefreshIdleTTL,

@@ -302,17 +302,36 @@ type balancer struct {
 	server    *http.Server
 	addr      string
 	failures  atomic.Int64 // answers the balancer had to make up (502)
+	// retrySent also retries on the next instance after a connection error that came with the
+	// request sent but before any byte of an answer (the instance died with it in flight), as
+	// balancers can be told to for requests safe to repeat; onRetry, if not nil, is told of each
+	// retry and whether the request had been sent. Set both before start.
+	retrySent bool
+	onRetry   func(body []byte, sent bool)
 }
 
 const checkEvery = 250 * time.Millisecond
 
 func startBalancer(t *testing.T, backends ...string) *balancer {
 	t.Helper()
+	b := newBalancer(backends...)
+	b.start(t)
+	return b
+}
+
+// newBalancer returns a balancer that does not serve yet (start).
+func newBalancer(backends ...string) *balancer {
 	b := &balancer{backends: backends, healthy: make([]atomic.Bool, len(backends)), drained: make([]atomic.Bool, len(backends)),
 		transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}}
 	for i := range backends {
 		b.healthy[i].Store(true)
 	}
+	return b
+}
+
+// start listens on a loopback port and begins the health checks.
+func (b *balancer) start(t *testing.T) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -327,7 +346,6 @@ func startBalancer(t *testing.T, backends ...string) *balancer {
 		b.server.Close()
 		b.transport.CloseIdleConnections()
 	})
-	return b
 }
 
 // drain takes backend i out of rotation (or puts it back), as an orchestrator does before it
@@ -383,8 +401,13 @@ func (b *balancer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, i := range b.inRotation(int(b.next.Add(1))) {
 		res, err := b.forward(r, body, b.backends[i])
-		if errors.Is(err, syscall.ECONNREFUSED) {
-			continue // nothing was sent: the next backend may take it
+		// Refused: nothing was sent, the next backend may take it.
+		refused := errors.Is(err, syscall.ECONNREFUSED)
+		if refused || err != nil && b.retrySent && r.Context().Err() == nil {
+			if b.onRetry != nil {
+				b.onRetry(body, !refused)
+			}
+			continue
 		}
 		if err != nil {
 			b.failures.Add(1)

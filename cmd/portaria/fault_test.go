@@ -486,11 +486,11 @@ func checkGoroutines(t *testing.T, base string, before int) {
 // removes a terminating pod's endpoint while its preStop hook waits), then sends SIGTERM. The
 // requests in flight finish, it exits 0 well within 30 s, and no request fails.
 //
-// It then measures a bare SIGTERM, the balancer learning of the stop only from /readyz and
-// refused connections. `serve` closes its idle keep-alive connections at once, and a request the
-// balancer sends on one of them at that moment fails (connection reset): RL-06's wait for
-// de-registration between failing readiness and shutting down is not in `serve`, so the
-// deployment provides it (preStop). That count is printed, not asserted.
+// It then measures a bare SIGTERM with PORTARIA_SHUTDOWN_DELAY at its default, 0, the balancer
+// learning of the stop only from /readyz and refused connections: `serve` closes its idle
+// keep-alive connections at once, and a request the balancer sends on one of them at that moment
+// fails (connection reset). That count is printed, not asserted: RL-06's wait between failing
+// readiness and shutting down is the delay, asserted by TestFaultSIGTERMWithShutdownDelayDropsNothing.
 func TestFaultSIGTERMUnderKeepAliveLoadDropsNothing(t *testing.T) {
 	const workers, interval = 8, 40 * time.Millisecond
 	shared, first := deploymentVars(t, nil)

@@ -9,8 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/portaria/portaria/config"
@@ -139,7 +142,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           closeWhenDraining(handler, draining),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -157,8 +160,16 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	// Graceful shutdown: readiness fails first, then in-flight requests finish.
+	// Graceful shutdown: readiness fails first; the instance keeps serving for the delay, so
+	// that load balancers take it out before its connections close; then in-flight requests
+	// finish.
 	draining.Store(true)
+	if cfg.ShutdownDelay > 0 {
+		log.Info("draining", "delay", cfg.ShutdownDelay)
+		if err := drainFor(cfg.ShutdownDelay, served); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
@@ -170,6 +181,37 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// drainFor waits for delay while the server keeps serving. A second SIGINT or SIGTERM ends the
+// wait (an operator who means "now"), and so does the server failing, whose error it returns.
+func drainFor(delay time.Duration, served <-chan error) error {
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-again:
+	case err := <-served:
+		return err
+	}
+	return nil
+}
+
+// closeWhenDraining answers with "Connection: close" once the shutdown has begun. A keep-alive
+// connection stays with this instance whatever the load balancer has learnt since (kube-proxy
+// and other connection-level balancers choose an instance per connection only), and Shutdown
+// closes it when idle, racing a request the client may be sending on it: closing it after each
+// answer makes the client's next request open a connection, which goes to an instance in service.
+func closeWhenDraining(next http.Handler, draining *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // sweepLoop deletes expired token state from the SQL database (Redis expires keys itself) and

@@ -63,7 +63,7 @@ func NewClient(rawURL string) (redis.UniversalClient, error) {
 
 // opBudget is the longest one Redis command or pipeline may take, from taking a connection to
 // the last reply. A healthy Redis answers in about a millisecond; the budget leaves room for a
-// dial and the retry of a dropped pooled connection, and the rest of a token request's second.
+// dial (retried once: nothing was sent) and the rest of a token request's second.
 const opBudget = 600 * time.Millisecond
 
 // budget is a hook that runs every command and pipeline under a deadline of its own.
@@ -90,11 +90,16 @@ func (b budget) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proces
 // parseURL returns the options NewClient builds its client from.
 func parseURL(rawURL string) (*redis.UniversalOptions, error) {
 	opts := &redis.UniversalOptions{
-		DialTimeout:           time.Second,
-		ReadTimeout:           250 * time.Millisecond,
-		WriteTimeout:          250 * time.Millisecond,
-		PoolTimeout:           500 * time.Millisecond,
-		MaxRetries:            1,
+		DialTimeout:  time.Second,
+		ReadTimeout:  500 * time.Millisecond,
+		WriteTimeout: 500 * time.Millisecond,
+		PoolTimeout:  500 * time.Millisecond,
+		// A command is sent once. go-redis would resend one whose reply came late or whose
+		// connection broke, although Redis may have run it: a SET NX sent twice then finds its
+		// own key (a login answered 500), an INCR counts twice, a rotation finds its own
+		// tombstone. A failure is an ErrUnavailable instead, and the client's retry of the
+		// request is what the token semantics are built for (the grace window).
+		MaxRetries:            -1,
 		DialerRetries:         1,
 		ContextTimeoutEnabled: true,
 	}

@@ -27,7 +27,7 @@ func TestParseSentinelURL(t *testing.T) {
 		t.Errorf("the master's credentials must not be sent to the Sentinels")
 	}
 	// The short timeouts hold for the Sentinel form too.
-	if opts.ReadTimeout != 250*time.Millisecond || opts.DialTimeout != time.Second || opts.MaxRetries != 1 {
+	if opts.ReadTimeout != 500*time.Millisecond || opts.DialTimeout != time.Second || opts.MaxRetries != -1 {
 		t.Errorf("timeouts: read %v dial %v retries %d", opts.ReadTimeout, opts.DialTimeout, opts.MaxRetries)
 	}
 }

@@ -215,8 +215,13 @@ func unavailable(err error) bool {
 		errors.Is(err, redis.ErrPoolExhausted):
 		return true
 	}
-	// Replies of a server that is up but cannot serve: starting, failing over, or out of quorum.
+	// Replies of a server that is up but cannot serve now: starting, failing over, out of
+	// quorum, full (maxmemory under the noeviction policy docs/deploy.md requires), short of the
+	// replicas min-replicas-to-write asks for, unable to persist (MISCONF: a failed AOF write or
+	// RDB save), or busy with a script.
 	return redis.IsLoadingError(err) || redis.IsClusterDownError(err) ||
 		redis.IsTryAgainError(err) || redis.IsMasterDownError(err) ||
-		redis.IsReadOnlyError(err) || redis.IsMaxClientsError(err)
+		redis.IsReadOnlyError(err) || redis.IsMaxClientsError(err) ||
+		redis.IsOOMError(err) || redis.IsNoReplicasError(err) ||
+		redis.HasErrorPrefix(err, "MISCONF ") || redis.HasErrorPrefix(err, "BUSY ")
 }
