@@ -146,6 +146,11 @@ func (s *Service) acquireHashSlot(ctx context.Context) error {
 		return nil
 	default:
 	}
+	if s.waiting.Add(1) > s.hashQueue {
+		s.waiting.Add(-1)
+		return ErrBusy
+	}
+	defer s.waiting.Add(-1)
 	wait := time.NewTimer(s.hashWait)
 	defer wait.Stop()
 	select {
@@ -399,4 +404,11 @@ func isCommonPassword(password string) bool {
 	})
 	_, ok := set[base]
 	return base != lower && ok
+}
+
+// HashMemory returns the memory one argon2id evaluation with the current parameters takes, and
+// the most that the evaluations running at once take (HashSlots of them), in bytes.
+func (s *Service) HashMemory() (one, all uint64) {
+	one = uint64(s.params.Memory) << 10
+	return one, one * uint64(cap(s.hashSlots))
 }

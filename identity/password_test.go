@@ -151,6 +151,35 @@ func TestHashingSlotsBoundConcurrency(t *testing.T) {
 		t.Errorf("%d hashes ran at once, want at most 1", most)
 	}
 
+	t.Run("a check beyond the waiting queue is busy at once", func(t *testing.T) {
+		entered, release := make(chan struct{}, 2), make(chan struct{})
+		e := newEnv(t)
+		u := e.createUser(t, staff())
+		blocked := identity.NewService(e.store, identity.Options{Pepper: pepper, Password: cheap, HashSlots: 1, HashQueue: 1,
+			HashWait: time.Minute, OnHash: func() { entered <- struct{}{}; <-release }})
+		var wg sync.WaitGroup
+		wg.Go(func() { blocked.Authenticate(t.Context(), u.Email, staff().Password) })
+		<-entered // the only slot is taken
+		// Two more checks: one waits in the queue (one place), the other is refused at once.
+		results := make(chan error, 2)
+		for range 2 {
+			go func() { _, err := blocked.Authenticate(t.Context(), u.Email, staff().Password); results <- err }()
+		}
+		select {
+		case err := <-results:
+			if !errors.Is(err, identity.ErrBusy) {
+				t.Errorf("the check beyond the queue: got %v, want ErrBusy", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("no check was refused while one waited in the full queue")
+		}
+		close(release)
+		wg.Wait()
+		if err := <-results; err != nil {
+			t.Errorf("the check that waited in the queue: %v", err)
+		}
+	})
+
 	t.Run("a cancelled wait ends with the context's error", func(t *testing.T) {
 		entered, release := make(chan struct{}), make(chan struct{})
 		e := newEnv(t, func(o *identity.Options) { o.HashSlots, o.HashWait = 1, time.Minute })

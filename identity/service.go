@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -47,6 +48,10 @@ type Options struct {
 	// HashWait is how long a password check waits for a slot before failing with ErrBusy;
 	// 0 means 2 seconds.
 	HashWait time.Duration
+	// HashQueue bounds how many password checks wait for a slot; one more fails with ErrBusy at
+	// once. 0 means 4 × HashSlots, which keeps an accepted check within about five hashes of
+	// waiting when logins arrive faster than they can be hashed (RL-07: shed, do not queue).
+	HashQueue int
 	// OnHash, if set, is called at each argon2id evaluation a request makes (tests count them).
 	OnHash func()
 	// CacheTTL is how long clients, users and organizations read on hot paths are kept in memory
@@ -67,6 +72,8 @@ type Service struct {
 	params    PasswordParams
 	hashSlots chan struct{} // a semaphore: a send takes a slot, a receive frees it
 	hashWait  time.Duration
+	hashQueue int64        // the most checks that may wait for a slot
+	waiting   atomic.Int64 // checks waiting for a slot now
 	onHash    func()
 	clients   *cache[Client]
 	users     *cache[User]
@@ -108,6 +115,7 @@ func NewService(store Store, opts Options) *Service {
 		panic(fmt.Sprintf("identity: TOTP issuer %q must not contain a colon or control characters", s.issuer))
 	}
 	s.hashSlots = make(chan struct{}, max(cmp.Or(opts.HashSlots, runtime.GOMAXPROCS(0)), 1))
+	s.hashQueue = int64(cmp.Or(opts.HashQueue, 4*cap(s.hashSlots)))
 	s.dummyHash = newDummyHash(s.params)
 	ttl := cmp.Or(opts.CacheTTL, time.Second)
 	s.clients = newCache[Client](ttl, s.now)

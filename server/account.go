@@ -69,6 +69,7 @@ type Throttler interface {
 	Allow(ctx context.Context, account, ip string) (time.Duration, bool, error)
 	Fail(ctx context.Context, account, ip string) error
 	Succeed(ctx context.Context, account string) error
+	Release(ctx context.Context, account string) error
 }
 
 // logins is the one login policy of every path (password grant, MFA grant, cookie login):
@@ -99,6 +100,13 @@ func (l logins) password(ctx context.Context, clientID, email, password, ip stri
 			return identity.User{}, err
 		}
 		return identity.User{}, errBadCredentials
+	}
+	if errors.Is(err, identity.ErrBusy) {
+		// Not evaluated (503): the attempt does not count towards a lock.
+		if err := l.throttle.Release(ctx, account); err != nil {
+			return identity.User{}, err
+		}
+		return identity.User{}, err
 	}
 	if err != nil {
 		return identity.User{}, err

@@ -85,6 +85,9 @@ type Store interface {
 	// Incr adds one to the counter under key and returns the new count. The counter's TTL is set
 	// when it is created (a fixed window) and not extended by later increments.
 	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+	// Decr takes one off the live counter under key, never below zero, keeping its TTL, and
+	// returns the new count; a missing counter stays missing (0).
+	Decr(ctx context.Context, key string) (int64, error)
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 }

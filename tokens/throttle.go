@@ -188,12 +188,37 @@ func (t *Throttle) Succeed(ctx context.Context, account string) error {
 		return errors.New("throttle: empty account")
 	}
 	acct := throttleTag(account)
+	keys := []string{attemptsKey(acct), levelKey(acct), accountLockKey(acct)}
+	// Most logins succeed at the first attempt, with no level or lock to clear: one read spares
+	// them two deletes, each a write transaction on SQL. A level or lock created after the read
+	// stays, which is the stricter outcome; a delete after it would race the same way.
+	values, err := t.store.GetMany(ctx, keys...)
+	if err != nil {
+		return fmt.Errorf("throttle: %w", err)
+	}
 	// The lock goes last: until then a racing attempt still finds the account locked, rather than
 	// finding it unlocked with the old count and level.
-	for _, key := range []string{attemptsKey(acct), levelKey(acct), accountLockKey(acct)} {
+	for i, key := range keys {
+		if values[i] == nil {
+			continue
+		}
 		if _, err := t.store.Delete(ctx, key); err != nil {
 			return fmt.Errorf("throttle: %w", err)
 		}
+	}
+	return nil
+}
+
+// Release gives back the attempt Allow counted against account when the attempt was never
+// evaluated (no hashing slot was free: the server, not the caller, refused it). Without it, a
+// user retrying through an overload would lock their own account with a correct password. A
+// lock that attempt created stays: releasing errs on the safe side only by the count.
+func (t *Throttle) Release(ctx context.Context, account string) error {
+	if account == "" {
+		return errors.New("throttle: empty account")
+	}
+	if _, err := t.store.Decr(ctx, attemptsKey(throttleTag(account))); err != nil {
+		return fmt.Errorf("throttle: %w", err)
 	}
 	return nil
 }

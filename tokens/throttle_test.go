@@ -11,14 +11,52 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portaria/portaria/internal/sqldb"
+	"github.com/portaria/portaria/internal/testenv"
 	"github.com/portaria/portaria/tokens"
+	"github.com/portaria/portaria/tokens/sqlstore"
 )
 
-// The throttle tests run on every Store backend (forEachBackend). The SQL store expires keys on
-// the test's clock, so there the tests use the real schedule and only move the clock. Redis
-// expires keys on its own clock: where a test must see a lock expire, it runs there with
+// The throttle tests run on every Store backend (forEachThrottleBackend). The SQL store expires
+// keys on the test's clock, so there the tests use the real schedule and only move the clock.
+// Redis expires keys on its own clock: where a test must see a lock expire, it runs there with
 // cool-downs of milliseconds and sleeps through them (throttleElapse). Retry-After is computed
 // from the lock's end on the test's clock, so its arithmetic is exact on both.
+
+// forEachThrottleBackend runs test on the backends of forEachBackend and on PostgreSQL, whose
+// store is SQLite's with other locking and types.
+func forEachThrottleBackend(t *testing.T, test func(t *testing.T, env *tsEnv)) {
+	forEachBackend(t, test)
+	t.Run("postgres", func(t *testing.T) { test(t, openPostgresThrottleEnv(t)) })
+}
+
+// openPostgresThrottleEnv is a SQL store on a fresh PostgreSQL schema, with what the throttle
+// tests use of a tsEnv.
+func openPostgresThrottleEnv(t *testing.T) *tsEnv {
+	db, err := sqldb.Open(t.Context(), testenv.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(t.Context(), sqlstore.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	clock := newTSClock()
+	return &tsEnv{
+		name:  "postgres",
+		store: sqlstore.New(db, clock.Now),
+		clock: clock,
+		ttl: func(t testing.TB, key string) time.Duration {
+			t.Helper()
+			var end int64
+			if err := db.QueryRowContext(t.Context(), `SELECT expires_at FROM token_state WHERE key = ?`, key).Scan(&end); err != nil {
+				t.Fatalf("expiry of %q: %v", key, err)
+			}
+			return time.UnixMilli(end).Sub(clock.Now())
+		},
+		breakStore: func() { db.Close() },
+	}
+}
 
 // throttleElapse lets d pass: on the test clock, which the Throttle and the SQL store read, and
 // for Redis also in real time.
@@ -123,7 +161,7 @@ func alignThrottleClock(env *tsEnv, w time.Duration) {
 }
 
 func TestThrottleLocksAnAccountAfterFiveFailures(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, env *tsEnv) {
+	forEachThrottleBackend(t, func(t *testing.T, env *tsEnv) {
 		// The defaults: nothing here waits for a lock to expire.
 		th := tokens.NewThrottle(env.store, tokens.ThrottleOptions{Now: env.clock.Now})
 		const account, ip = "alice@example.com", "203.0.113.7"
@@ -145,8 +183,26 @@ func TestThrottleLocksAnAccountAfterFiveFailures(t *testing.T) {
 	})
 }
 
-func TestThrottleLockExpiresAndASuccessResetsTheAccount(t *testing.T) {
+// Attempts given back (never evaluated: the server was busy) never lock the account, however
+// many; the failures still do.
+func TestThrottleReleasedAttemptsNeverLock(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env *tsEnv) {
+		th := tokens.NewThrottle(env.store, tokens.ThrottleOptions{Now: env.clock.Now})
+		const account, ip = "alice@example.com", "203.0.113.7"
+		ctx := t.Context()
+		for range 20 {
+			wantThrottleAllows(t, th, account, ip)
+			if err := th.Release(ctx, account); err != nil {
+				t.Fatal(err)
+			}
+		}
+		throttleFailAttempts(t, th, account, ip, 5)
+		wantThrottleRefuses(t, th, account, ip, 30*time.Second)
+	})
+}
+
+func TestThrottleLockExpiresAndASuccessResetsTheAccount(t *testing.T) {
+	forEachThrottleBackend(t, func(t *testing.T, env *tsEnv) {
 		th := tokens.NewThrottle(env.store, sleepableThrottleOptions(env))
 		base := sleepableFirstCooldown(env)
 		const account, ip = "alice@example.com", "203.0.113.7"
@@ -177,7 +233,7 @@ func TestThrottleLockExpiresAndASuccessResetsTheAccount(t *testing.T) {
 }
 
 func TestThrottleCooldownDoublesUpToTheCap(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, env *tsEnv) {
+	forEachThrottleBackend(t, func(t *testing.T, env *tsEnv) {
 		opts := sleepableThrottleOptions(env)
 		want := []time.Duration{
 			30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute,
@@ -207,7 +263,7 @@ func TestThrottleCooldownDoublesUpToTheCap(t *testing.T) {
 }
 
 func TestThrottleLimitsAClientIPAcrossAccounts(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, env *tsEnv) {
+	forEachThrottleBackend(t, func(t *testing.T, env *tsEnv) {
 		opts := sleepableThrottleOptions(env)
 		th := tokens.NewThrottle(env.store, opts)
 		window := 10 * time.Minute
@@ -245,7 +301,7 @@ func TestThrottleLimitsAClientIPAcrossAccounts(t *testing.T) {
 }
 
 func TestThrottleCountsAnIPv6ClientByItsSlash64AndMappedIPv4AsIPv4(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, env *tsEnv) {
+	forEachThrottleBackend(t, func(t *testing.T, env *tsEnv) {
 		th := tokens.NewThrottle(env.store, tokens.ThrottleOptions{IPFailures: 10, Now: env.clock.Now})
 		alignThrottleClock(env, 10*time.Minute)
 		for i := range 10 {
@@ -270,7 +326,7 @@ func TestThrottleCountsAnIPv6ClientByItsSlash64AndMappedIPv4AsIPv4(t *testing.T)
 }
 
 func TestThrottleTreatsAnUnknownAccountLikeAKnownOne(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, env *tsEnv) {
+	forEachThrottleBackend(t, func(t *testing.T, env *tsEnv) {
 		base := 30 * time.Second
 		if env.realExpiry {
 			base = time.Second // the second lock must outlive the rest of the test
@@ -378,7 +434,7 @@ func TestThrottleEvaluatesAtMostTheLimitUnderConcurrency(t *testing.T) {
 // PW-03: 1,000 guesses at one account from 100 addresses over an hour; at most 15 are evaluated.
 // On Redis the hour is shrunk a thousandfold, the schedule with it.
 func TestThrottleLetsAtMostFifteenGuessesAnHourThroughRotatingIPs(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, env *tsEnv) {
+	forEachThrottleBackend(t, func(t *testing.T, env *tsEnv) {
 		scale := time.Duration(1)
 		if env.realExpiry {
 			scale = 1000
@@ -423,6 +479,51 @@ func TestThrottleLetsAtMostFifteenGuessesAnHourThroughRotatingIPs(t *testing.T) 
 		}
 		throttleFailAttempts(t, th, account, "192.0.2.10", 4)
 		wantThrottleAllows(t, th, account, "192.0.2.10")
+	})
+}
+
+// throttleDeleteCounter counts the deletes made through it.
+type throttleDeleteCounter struct {
+	tokens.Store
+	deletes atomic.Int64
+}
+
+func (s *throttleDeleteCounter) Delete(ctx context.Context, key string) (bool, error) {
+	s.deletes.Add(1)
+	return s.Store.Delete(ctx, key)
+}
+
+// A login that succeeds at once has only its attempt to clear, and Succeed deletes only that:
+// each delete is a write transaction on SQL. For that Succeed reads first, which relies on every
+// backend's GetMany seeing a live counter.
+func TestThrottleSuccessDeletesOnlyWhatIsThere(t *testing.T) {
+	forEachThrottleBackend(t, func(t *testing.T, env *tsEnv) {
+		store := &throttleDeleteCounter{Store: env.store}
+		th := tokens.NewThrottle(store, tokens.ThrottleOptions{Now: env.clock.Now})
+		const account, ip = "alice@example.com", "203.0.113.7"
+		succeed := func(wantDeletes int64) {
+			t.Helper()
+			store.deletes.Store(0)
+			if err := th.Succeed(t.Context(), account); err != nil {
+				t.Fatalf("Succeed: %v", err)
+			}
+			if n := store.deletes.Load(); n != wantDeletes {
+				t.Errorf("Succeed made %d deletes, want %d", n, wantDeletes)
+			}
+		}
+
+		wantThrottleAllows(t, th, account, ip)
+		succeed(1)
+		// The fifth attempt locks the account as it is let through: its count, level and lock
+		// are all there to clear.
+		throttleFailAttempts(t, th, account, ip, 4)
+		wantThrottleAllows(t, th, account, ip)
+		succeed(3)
+		// Cleared: five attempts again before the first cool-down.
+		throttleFailAttempts(t, th, account, ip, 5)
+		wantThrottleRefuses(t, th, account, ip, 30*time.Second)
+		succeed(3)
+		succeed(0)
 	})
 }
 
@@ -480,7 +581,7 @@ func (s *throttleOutageStore) Incr(ctx context.Context, key string, ttl time.Dur
 
 // A store error is never taken for "allowed": the caller answers 503.
 func TestThrottleFailsClosed(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, env *tsEnv) {
+	forEachThrottleBackend(t, func(t *testing.T, env *tsEnv) {
 		ctx := t.Context()
 		store := &throttleOutageStore{Store: env.store}
 		store.broken.Store("")
@@ -500,9 +601,13 @@ func TestThrottleFailsClosed(t *testing.T) {
 		}
 		store.broken.Store("incr")
 		wantOutage("Fail with incr down", false, th.Fail(ctx, account, ip))
-		store.broken.Store("delete")
-		wantOutage("Succeed with delete down", false, th.Succeed(ctx, account))
-
+		// Succeed reads what there is to clear, then deletes it: an attempt to clear.
+		store.broken.Store("")
+		wantThrottleAllows(t, th, account, ip)
+		for _, op := range []string{"get", "delete"} {
+			store.broken.Store(op)
+			wantOutage("Succeed with "+op+" down", false, th.Succeed(ctx, account))
+		}
 		// The attempt that would take the lock cannot take it: refused.
 		store.broken.Store("")
 		if err := th.Succeed(ctx, account); err != nil {

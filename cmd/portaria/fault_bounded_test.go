@@ -447,7 +447,9 @@ func TestFaultBoundedOverload(t *testing.T) {
 		switch {
 		case o.status == 200:
 			accepted = append(accepted, o)
-		case o.status == 503 || o.status == 429:
+		case o.status == 503:
+			// Only 503: every password is right, so a 429 would be an account locked by busy
+			// answers (an attempt refused for want of a hashing slot is not counted).
 			shed = append(shed, o)
 			if o.retryAfter == "" {
 				t.Errorf("a %d without Retry-After", o.status)
@@ -468,7 +470,7 @@ func TestFaultBoundedOverload(t *testing.T) {
 	}
 	t.Logf("overload: shed answers by reason: %v", reasons)
 	if len(other) > 0 {
-		t.Errorf("answers other than 200, 503 and 429 under overload: %s", statusCounts(other))
+		t.Errorf("answers other than 200 and 503 under overload: %s", statusCounts(other))
 	}
 	// Accepted logins wait at most the slot's wait limit (2 s) and one hash: a queue that grows
 	// with time would show here. The bound is about design, hence its slack.

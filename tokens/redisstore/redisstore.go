@@ -178,6 +178,25 @@ func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64,
 	return n, nil
 }
 
+// decrScript decrements only a live, positive counter: DECR alone would create a counter of -1
+// with no TTL for a key that expired meanwhile.
+var decrScript = redis.NewScript(`
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n <= 0 then
+	return 0
+end
+return redis.call('DECR', KEYS[1])
+`)
+
+// Decr takes one off the counter under key, never below zero; DECR keeps its TTL.
+func (s *Store) Decr(ctx context.Context, key string) (int64, error) {
+	n, err := decrScript.Run(ctx, s.client, []string{s.prefix + key}).Int64()
+	if err != nil {
+		return 0, fail("decr", err)
+	}
+	return n, nil
+}
+
 // Ping reports whether Redis is reachable.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.client.Ping(ctx).Err(); err != nil {

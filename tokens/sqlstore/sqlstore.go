@@ -360,6 +360,23 @@ func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64,
 	return count, nil
 }
 
+// Decr takes one off the live counter under key, never below zero; its expiry is not touched.
+func (s *Store) Decr(ctx context.Context, key string) (int64, error) {
+	var count int64
+	err := s.stmts.QueryRowContext(ctx, `
+		UPDATE token_state SET counter = counter - 1
+		WHERE key = ? AND expires_at > ? AND counter > 0
+		RETURNING counter`,
+		key, s.nowMillis()).Scan(&count)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, s.fail("decr", err)
+	}
+	return count, nil
+}
+
 // Ping reports whether the database is reachable.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {

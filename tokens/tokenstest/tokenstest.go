@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) tokens.Store) {
 		{"incr counts 1, 2, 3", incrCounts},
 		{"concurrent incr loses no count", concurrentIncr},
 		{"incr restarts after its window and increments do not extend it", incrWindow},
+		{"decr takes one off a live counter, never below zero, and keeps its window", decrCounts},
 		{"a put value expires after its ttl", putExpires},
 		{"binary values round-trip", binaryValues},
 		{"keys with hash tags, colons and unicode are distinct", unusualKeys},
@@ -288,6 +289,32 @@ func incrWindow(t *testing.T, s tokens.Store) {
 	time.Sleep(150 * time.Millisecond)
 	incr(1)
 	incr(2)
+}
+
+func decrCounts(t *testing.T, s tokens.Store) {
+	ctx := t.Context()
+	decr := func(want int64) {
+		t.Helper()
+		if got, err := s.Decr(ctx, "counter"); err != nil || got != want {
+			t.Fatalf("Decr: got (%d, %v), want (%d, nil)", got, err, want)
+		}
+	}
+	decr(0) // missing: stays missing
+	if got, err := s.Incr(ctx, "counter", short); err != nil || got != 1 {
+		t.Fatalf("Incr after Decr of a missing counter: got (%d, %v), want (1, nil)", got, err)
+	}
+	s.Incr(ctx, "counter", short)
+	decr(1)
+	decr(0)
+	decr(0) // never below zero
+	if got, err := s.Incr(ctx, "counter", short); err != nil || got != 1 {
+		t.Fatalf("Incr after Decr: got (%d, %v), want (1, nil)", got, err)
+	}
+	time.Sleep(after) // the window set by the first Incr still ends the counter
+	decr(0)
+	if got, err := s.Incr(ctx, "counter", long); err != nil || got != 1 {
+		t.Fatalf("Incr after the window: got (%d, %v), want (1, nil)", got, err)
+	}
 }
 
 func putExpires(t *testing.T, s tokens.Store) {
