@@ -21,9 +21,27 @@ type ctxKey int
 
 const requestIDKey ctxKey = iota
 
+// requestInfo is what the access log tells of a request besides its route and status: its id,
+// and the client a token endpoint authenticated (set by noteClient in the request's goroutine,
+// read by the access log after the handler returns).
+type requestInfo struct {
+	id     string
+	client string
+}
+
 func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if info, ok := ctx.Value(requestIDKey).(*requestInfo); ok {
+		return info.id
+	}
+	return ""
+}
+
+// noteClient names the authenticated client in the request's access-log line: for the tokens
+// that are no audit event (client_credentials), it is their record (docs/audit.md).
+func noteClient(ctx context.Context, clientID string) {
+	if info, ok := ctx.Value(requestIDKey).(*requestInfo); ok {
+		info.client = clientID
+	}
 }
 
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -39,7 +57,7 @@ func withRequestID(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, &requestInfo{id: id})))
 	})
 }
 
@@ -94,6 +112,9 @@ func withAccessLog(log *slog.Logger, metrics *Metrics, next http.Handler) http.H
 			slog.Int64("bytes", rec.bytes),
 			slog.Duration("duration", time.Since(start)),
 		)
+		if info, ok := r.Context().Value(requestIDKey).(*requestInfo); ok && info.client != "" {
+			entry.AddAttrs(slog.String("client_id", info.client))
+		}
 		log.Handler().Handle(r.Context(), entry)
 	})
 }

@@ -19,7 +19,6 @@ import (
 	oauth2server "github.com/go-oauth2/oauth2/v4/server"
 
 	"github.com/portaria/portaria/identity"
-	"github.com/portaria/portaria/internal/audit"
 	"github.com/portaria/portaria/tokens"
 )
 
@@ -272,8 +271,7 @@ func (e *tokenEndpoint) clientCredentials(w http.ResponseWriter, r *http.Request
 		return fromOAuth2(err)
 	}
 	e.metrics.TokenIssued(grantClientCredentials)
-	e.routine(r, audit.Event{Type: audit.TokenIssued, Outcome: audit.OutcomeSuccess, ClientID: c.ID, SubjectID: c.ID,
-		Details: map[string]string{"grant": grantClientCredentials, "scope": ti.GetScope()}})
+	noteClient(r.Context(), c.ID)
 	writeTokenJSON(w, http.StatusOK, tokenAnswer{
 		AccessToken: ti.GetAccess(),
 		TokenType:   "Bearer",
