@@ -47,6 +47,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer a.Close()
+	tuneGC(ctx, e.getenv, a.identity.HashMemory, log)
 
 	// Background work stops before the connections close (deferred above, so it runs after).
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
