@@ -44,9 +44,23 @@ func newBoundedDeployment(t *testing.T, users int, extra map[string]string) *bou
 		app:     createClient(t, vars, "app", "password"),
 		machine: createClient(t, vars, "machine", "client_credentials"),
 	}
+	// In parallel: each creation hashes a password.
+	errs := make([]string, users)
+	var wg sync.WaitGroup
 	for i := range users {
-		d.users = append(d.users, fmt.Sprintf("user%d@example.test", i))
-		createUser(t, vars, d.users[i], faultPassword)
+		email := fmt.Sprintf("user%d@example.test", i)
+		d.users = append(d.users, email)
+		wg.Go(func() {
+			if code, _, errOut := cli(t, vars, faultPassword+"\n", "admin", "create", "--email", email, "--name", "U", "--password-stdin"); code != 0 {
+				errs[i] = fmt.Sprintf("admin create %s: %s", email, errOut)
+			}
+		})
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != "" {
+			t.Fatal(e)
+		}
 	}
 	d.srv = startProc(t, vars)
 	return d
@@ -395,8 +409,11 @@ func readAll(path string) string {
 
 func TestFaultBoundedOverload(t *testing.T) {
 	// One core's worth of hashing (one argon2id slot), so that twice its capacity is a load this
-	// 2-core machine can offer.
-	d := newBoundedDeployment(t, 4, map[string]string{"GOMAXPROCS": "1"})
+	// 2-core machine can offer. The logins go round 32 accounts, as an overload of many users
+	// does: a user's attempts in flight together all count towards their lock until they end (so
+	// that the bound holds however many race), and a few accounts at 17 logins/s each would have
+	// five in flight at once.
+	d := newBoundedDeployment(t, 32, map[string]string{"GOMAXPROCS": "1"})
 	hc := httpClient(64)
 	baseline := goroutines(d.srv.base)
 
@@ -487,6 +504,12 @@ func TestFaultBoundedOverload(t *testing.T) {
 	// Each request waits at most ~2 s: the process holds about rate × 3 s of them at once.
 	checkFlat(t, "overload: go_goroutines", samples, 3*time.Second, goroutinesOf, 20, float64(baseline)+rate*3*2+50)
 	checkFlat(t, "overload: RSS MiB", samples, 3*time.Second, rssMiBOf, 30, 512)
+	// The shed attempts were given back: no account is left locked or nearer its lock.
+	for _, u := range d.users {
+		if a := login(hc, d.srv.base, d.app, u, faultPassword); a.status != 200 {
+			t.Errorf("after the overload, %s logs in with %d %s", u, a.status, a.str("error_description"))
+		}
+	}
 
 	// A burst of client_credentials at 64 concurrent clients for 3 s.
 	var burst recorder
