@@ -80,14 +80,7 @@ func TestThreeInstancesShareOneDeployment(t *testing.T) {
 
 // meStatus is the status of GET /api/auth/me with access, or 0 when nothing answered.
 func meStatus(base, access string) int {
-	req, _ := http.NewRequest(http.MethodGet, base+"/api/auth/me", nil)
-	req.Header.Set("Authorization", "Bearer "+access)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0
-	}
-	res.Body.Close()
-	return res.StatusCode
+	return bearerStatus(http.DefaultClient, base+"/api/auth/me", access)
 }
 
 // untilRefused polls every instance's resource API with access until it answers 401, and
