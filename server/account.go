@@ -91,6 +91,10 @@ type mfaState struct {
 // second factor or a password change is due it returns *mfaRequiredError or *passwordExpiredError.
 func (l logins) password(ctx context.Context, clientID, email, password, ip string) (identity.User, error) {
 	account := identity.NormalizeEmail(email)
+	if account == "" {
+		// No account has a blank e-mail: nothing to throttle or hash, and nothing to reveal.
+		return identity.User{}, errBadCredentials
+	}
 	if err := l.allow(ctx, account, ip); err != nil {
 		return identity.User{}, err
 	}

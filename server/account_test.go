@@ -190,6 +190,21 @@ func (f *loginFixture) enrolTOTP(t *testing.T) (string, []string) {
 	return secret, codes
 }
 
+// TestABlankEmailIsAWrongLogin: a login without an e-mail is refused like a wrong one, at both
+// doors; it once reached the throttle, which refuses an empty account, and answered 500.
+func TestABlankEmailIsAWrongLogin(t *testing.T) {
+	f := newLoginFixture(t)
+	for _, body := range []any{map[string]string{}, map[string]string{"email": " ", "password": userPassword}} {
+		if res, got := f.api(t, "POST", "/api/auth/login", body, nil); res.StatusCode != http.StatusUnauthorized || got["code"] != "invalid_credentials" {
+			t.Errorf("cookie login with %v: %d %v", body, res.StatusCode, got)
+		}
+	}
+	res := f.post(t, "/oauth/token", "grant_type=password&username=+&password=x", f.app.ID, f.appSecret)
+	if got := decode(t, res); res.StatusCode != http.StatusBadRequest || got["error"] != "invalid_grant" {
+		t.Errorf("password grant with a blank username: %d %v", res.StatusCode, got)
+	}
+}
+
 // PW-06: with 2FA on, a correct password yields no token, only an mfa_token that the MFA grant
 // completes, once, within 5 tries.
 func TestTwoFactorLogin(t *testing.T) {
