@@ -30,6 +30,7 @@ var problemTitles = map[string]struct{ en, pt string }{
 	"password_policy":        {"The password does not follow the password rules.", "A senha não segue as regras de senha."},
 	"password_expired":       {"The password has expired and must be changed.", "A senha expirou e precisa ser trocada."},
 	"not_found":              {"The resource does not exist.", "O recurso não existe."},
+	"method_not_allowed":     {"The resource does not accept this method.", "O recurso não aceita este método."},
 	"forbidden":              {"You are not allowed to do this.", "Você não tem permissão para fazer isto."},
 	"conflict":               {"The resource already exists.", "O recurso já existe."},
 	"validation_failed":      {"The request has invalid fields.", "A requisição tem campos inválidos."},

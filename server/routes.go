@@ -128,8 +128,10 @@ func routes(d Deps) []route {
 			rs[i].handler = withCORS(d.CORSOrigins, limitBody(apiBodyLimit, r.handler))
 		}
 	}
-	// Browsers' CORS preflights for any API route: answered by withCORS itself.
-	rs = append(rs, route{pattern: "OPTIONS /api/", handler: withCORS(d.CORSOrigins, http.NotFoundHandler())})
+	// Browsers' CORS preflights for any API route: answered by withCORS itself. Anything else is not a route (a problem, as every API error).
+	rs = append(rs, route{pattern: "OPTIONS /api/", handler: withCORS(d.CORSOrigins, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, d.Logger, errNotFound)
+	}))})
 	return rs
 }
 

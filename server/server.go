@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -120,10 +121,60 @@ func NewServer(d Deps) http.Handler {
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
-	var h http.Handler = mux
+	var h http.Handler = withUnroutedProblems(mux, d.Logger)
 	h = withSecurityHeaders(h)
 	h = withRecover(d.Logger, h)
 	h = withAccessLog(d.Logger, d.Metrics, h)
 	h = withRequestID(h)
 	return h
+}
+
+// withUnroutedProblems answers a request under /api/ that no route takes as every other API
+// error is answered, in application/problem+json: the mux's own 404 and 405 are plain text.
+// Everything else, redirects to a canonical path included, is the mux's.
+func withUnroutedProblems(mux *http.ServeMux, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/api/") {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r) // which sets the request's pattern and path values
+			return
+		}
+		// The mux's answer says which of the two it is, and a 405 lists the methods in Allow.
+		var unrouted unroutedAnswer
+		h.ServeHTTP(&unrouted, r)
+		p := errNotFound
+		if unrouted.status == http.StatusMethodNotAllowed {
+			p = newProblem(http.StatusMethodNotAllowed, "method_not_allowed", "The resource does not accept this method.")
+			p.header = http.Header{"Allow": unrouted.header.Values("Allow")}
+		}
+		writeProblem(w, r, log, p)
+	})
+}
+
+// unroutedAnswer keeps the status and header of the mux's own answer, and drops its body.
+type unroutedAnswer struct {
+	header http.Header
+	status int
+}
+
+func (s *unroutedAnswer) Header() http.Header {
+	if s.header == nil {
+		s.header = http.Header{}
+	}
+	return s.header
+}
+
+func (s *unroutedAnswer) WriteHeader(status int) {
+	if s.status == 0 {
+		s.status = status
+	}
+}
+
+func (s *unroutedAnswer) Write(b []byte) (int, error) {
+	s.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
