@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"image/png"
 	"io"
 	"log/slog"
 	"runtime"
@@ -79,8 +80,9 @@ type Service struct {
 	users     *cache[User]
 	orgs      *cache[Organization]
 	sealer    Sealer
-	issuer    string    // of TOTP enrolments
-	hmacs     sync.Pool // of hmac.New(sha256.New, pepper)
+	issuer    string      // of TOTP enrolments
+	hmacs     sync.Pool   // of hmac.New(sha256.New, pepper)
+	qr        png.Encoder // of TOTP enrolments' QR codes, reusing its buffers (qrBuffers)
 	// dummyHash is a valid PHC string with the current parameters, of a password nobody knows:
 	// logins without a usable hash verify against it, so that they cost what others do (PW-04).
 	dummyHash string
@@ -94,6 +96,7 @@ func NewService(store Store, opts Options) *Service {
 		panic(fmt.Sprintf("identity: pepper must be at least %d bytes, got %d", MinPepperSize, len(opts.Pepper)))
 	}
 	s := &Service{
+		qr:       png.Encoder{BufferPool: newQRBuffers()},
 		store:    store,
 		pepper:   slices.Clone(opts.Pepper),
 		now:      opts.Now,
