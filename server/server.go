@@ -147,7 +147,10 @@ func withUnroutedProblems(mux *http.ServeMux, log *slog.Logger) http.Handler {
 		var unrouted unroutedAnswer
 		h.ServeHTTP(&unrouted, r)
 		p := errNotFound
-		if unrouted.status == http.StatusMethodNotAllowed {
+		// Every /api/ path takes OPTIONS (the CORS preflight route): with nothing else, there is
+		// no resource there.
+		allow := unrouted.Header().Get("Allow")
+		if unrouted.status == http.StatusMethodNotAllowed && allow != http.MethodOptions {
 			p = newProblem(http.StatusMethodNotAllowed, "method_not_allowed", "The resource does not accept this method.")
 			p.header = http.Header{"Allow": unrouted.header.Values("Allow")}
 		}
