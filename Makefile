@@ -36,13 +36,16 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./keys ./identity ./tokens/...
 	$(GO) run ./cmd/loadgen -portaria bin/portaria
 
-# Each fuzz target for FUZZTIME (go test -fuzz runs one target at a time).
+# Each fuzz target for FUZZTIME (go test -fuzz runs one target at a time), then FUZZ_REQUESTS
+# random requests through the whole server (TestHTTPFuzz, SECURITY.md F13; about 10 minutes).
 FUZZTIME ?= 60s
+FUZZ_REQUESTS ?= 1000000
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./tokens
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime $(FUZZTIME) ./server
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenRequest$$' -fuzztime $(FUZZTIME) ./server
 	$(GO) test -run '^$$' -fuzz '^FuzzCookie$$' -fuzztime $(FUZZTIME) ./server
+	PORTARIA_FUZZ_REQUESTS=$(FUZZ_REQUESTS) $(GO) test -count=1 -timeout 60m -run '^TestHTTPFuzz$$' -v ./server
 
 clean:
 	rm -rf bin
