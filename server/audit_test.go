@@ -154,6 +154,14 @@ func TestAuditLogPages(t *testing.T) {
 	if res, body := f.as(t, "org admin of A", "GET", "/api/audit?cursor=forged", nil); res.StatusCode != http.StatusUnprocessableEntity {
 		t.Errorf("a forged cursor: %d %v, want 422", res.StatusCode, body)
 	}
+	// A filter no event can hold is refused; a NUL once reached the database and answered 500.
+	for _, query := range []string{"type=%00", "subject_id=%FF", "actor_id=a%0Ab"} {
+		res, body := f.as(t, "org admin of A", "GET", "/api/audit?"+query, nil)
+		errs, _ := body["errors"].([]any)
+		if res.StatusCode != http.StatusUnprocessableEntity || len(errs) != 1 {
+			t.Errorf("GET /api/audit?%s: %d %v, want 422 naming the filter", query, res.StatusCode, body)
+		}
+	}
 }
 
 // resultsWriter creates a user of the fixture's organization who holds results:write, and a

@@ -68,11 +68,14 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 func problemFor(err error) *problem {
 	var ve *identity.ValidationError
 	var ave *assessment.ValidationError
+	var filter *audit.InvalidFilterError
 	switch {
 	case errors.As(err, &ve):
 		return validation(fieldErrors(ve.Fields)...)
 	case errors.As(err, &ave):
 		return validation(fieldErrors(ave.Fields)...)
+	case errors.As(err, &filter):
+		return validation(fieldError{Field: filter.Field, Message: "is not valid"})
 	case errors.Is(err, audit.ErrInvalidQuery):
 		// Limits are checked before the query and the organization is always set: only a
 		// cursor the log did not make gets here.

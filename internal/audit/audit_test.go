@@ -355,6 +355,9 @@ func testBadQueries(t *testing.T, f *fixture) {
 		{OrgID: "org-a", Cursor: "not a cursor"},
 		{OrgID: "org-a", Cursor: base64.RawURLEncoding.EncodeToString([]byte("' OR 1=1 --"))},
 		{OrgID: "org-a", Cursor: nonCanonical},
+		{OrgID: "org-a", Type: "\x00"},
+		{OrgID: "org-a", SubjectID: "\xff"},
+		{OrgID: "org-\u202e", ActorID: "x"},
 	} {
 		if events, _, err := f.log.List(t.Context(), q); !errors.Is(err, audit.ErrInvalidQuery) || events != nil {
 			t.Errorf("List(%+v) = %d events, %v; want ErrInvalidQuery", q, len(events), err)

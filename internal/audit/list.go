@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/portaria/portaria/internal/sqldb"
@@ -71,9 +73,22 @@ func (l *Log) List(ctx context.Context, q Query) ([]Event, string, error) {
 	return events, next, nil
 }
 
+// InvalidFilterError names a filter of a Query that no event can match: invalid UTF-8 or a
+// control character, which events never hold (sanitize) and databases may refuse (a NUL).
+type InvalidFilterError struct{ Field string }
+
+func (e *InvalidFilterError) Error() string { return "audit: invalid filter " + e.Field }
+
+func (e *InvalidFilterError) Unwrap() error { return ErrInvalidQuery }
+
 func checkQuery(q Query) (limit int, after string, err error) {
 	if q.OrgID == "" && !q.Platform {
 		return 0, "", fmt.Errorf("%w: an organization is required", ErrInvalidQuery)
+	}
+	for _, f := range []struct{ name, value string }{{"org", q.OrgID}, {"type", q.Type}, {"subject_id", q.SubjectID}, {"actor_id", q.ActorID}} {
+		if !utf8.ValidString(f.value) || strings.ContainsFunc(f.value, isUnsafe) {
+			return 0, "", &InvalidFilterError{Field: f.name}
+		}
 	}
 	switch {
 	case q.Limit < 0:
