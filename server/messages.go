@@ -103,6 +103,7 @@ var ptMessages = map[string]string{
 	"must be a UUID":                    "deve ser um UUID",
 	"must be valid UTF-8":               "deve ser UTF-8 válido",
 	"is not a cursor of this list":      "não é um cursor desta lista",
+	"is not valid":                      "não é válido",
 	"must be between 1 and %s":          "deve estar entre 1 e %s",
 	"must not be blank":                 "não pode ficar em branco",
 	"must be at most %s characters":     "deve ter no máximo %s caracteres",
