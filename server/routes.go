@@ -128,7 +128,8 @@ func routes(d Deps) []route {
 			rs[i].handler = withCORS(d.CORSOrigins, limitBody(apiBodyLimit, r.handler))
 		}
 	}
-	// Browsers' CORS preflights for any API route: answered by withCORS itself. Anything else is not a route (a problem, as every API error).
+	// Browsers' CORS preflights for any API route: answered by withCORS itself. Any other
+	// OPTIONS request is not a route, answered as every API error is.
 	rs = append(rs, route{pattern: "OPTIONS /api/", handler: withCORS(d.CORSOrigins, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, d.Logger, errNotFound)
 	}))})

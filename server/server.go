@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -140,7 +141,7 @@ func withUnroutedProblems(mux *http.ServeMux, log *slog.Logger) http.Handler {
 		}
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
-			mux.ServeHTTP(w, r) // which sets the request's pattern and path values
+			mux.ServeHTTP(w, r) // which sets the request's pattern and path values (a second lookup: ~100 ns)
 			return
 		}
 		// The mux's answer says which of the two it is, and a 405 lists the methods in Allow.
@@ -149,10 +150,10 @@ func withUnroutedProblems(mux *http.ServeMux, log *slog.Logger) http.Handler {
 		p := errNotFound
 		// Every /api/ path takes OPTIONS (the CORS preflight route): with nothing else, there is
 		// no resource there.
-		allow := unrouted.Header().Get("Allow")
-		if unrouted.status == http.StatusMethodNotAllowed && allow != http.MethodOptions {
+		allow := unrouted.Header().Values("Allow")
+		if unrouted.status == http.StatusMethodNotAllowed && !slices.Equal(allow, []string{http.MethodOptions}) {
 			p = newProblem(http.StatusMethodNotAllowed, "method_not_allowed", "The resource does not accept this method.")
-			p.header = http.Header{"Allow": unrouted.header.Values("Allow")}
+			p.header = http.Header{"Allow": allow}
 		}
 		writeProblem(w, r, log, p)
 	})
