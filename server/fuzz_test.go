@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/portaria/portaria/identity"
+	"github.com/portaria/portaria/internal/testenv"
 )
 
 // FuzzTokenRequest sends arbitrary form bodies, content types and Basic credentials to the token
@@ -32,13 +33,17 @@ func FuzzTokenRequest(f *testing.F) {
 	}
 	f.Add("{}", "application/json", "", "")
 	f.Fuzz(func(t *testing.T, body, contentType, user, pass string) {
-		req := httptest.NewRequest(http.MethodPost, "/oauth/token", strings.NewReader(body))
-		req.Header.Set("Content-Type", contentType)
-		if user != "" || pass != "" {
-			req.SetBasicAuth(user, pass)
-		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
+		var rec *httptest.ResponseRecorder
+		alloc := testenv.Allocated(func() {
+			req := httptest.NewRequest(http.MethodPost, "/oauth/token", strings.NewReader(body))
+			req.Header.Set("Content-Type", contentType)
+			if user != "" || pass != "" {
+				req.SetBasicAuth(user, pass)
+			}
+			rec = httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+		})
+		checkFuzzAlloc(t, alloc, len(body)+len(contentType)+len(user)+len(pass))
 		if rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable {
 			t.Fatalf("status %d for body %q: %s", rec.Code, body, rec.Body)
 		}
@@ -72,13 +77,27 @@ func FuzzCookie(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, cookie string, route uint8) {
 		rt := routes[int(route)%len(routes)]
-		req := httptest.NewRequest(rt.method, rt.path, nil)
-		req.Header.Set("Cookie", cookie)
-		req.Header.Set("Origin", fx.issuer)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
+		var rec *httptest.ResponseRecorder
+		alloc := testenv.Allocated(func() {
+			req := httptest.NewRequest(rt.method, rt.path, nil)
+			req.Header.Set("Cookie", cookie)
+			req.Header.Set("Origin", fx.issuer)
+			rec = httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+		})
+		checkFuzzAlloc(t, alloc, len(cookie))
 		if rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable {
 			t.Fatalf("%s %s with Cookie %q: %d %s", rt.method, rt.path, cookie, rec.Code, rec.Body)
 		}
 	})
+}
+
+// checkFuzzAlloc fails an input of at most testenv.FuzzInputLimit bytes that made the server
+// allocate more than 1 MiB (IN-04). The password hash, memory-hard by design and bounded by the
+// hashing semaphore, runs with the tests' cheap parameters here.
+func checkFuzzAlloc(t *testing.T, alloc uint64, inputLen int) {
+	t.Helper()
+	if inputLen <= testenv.FuzzInputLimit && alloc > testenv.FuzzAllocLimit {
+		t.Fatalf("one input of %d bytes allocated %d KiB, more than 1 MiB", inputLen, alloc>>10)
+	}
 }

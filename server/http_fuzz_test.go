@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/portaria/portaria/internal/testenv"
 )
 
 // TestHTTPFuzz is SECURITY.md F13's HTTP fuzz (IN-04): requests built at random from every
@@ -85,10 +86,10 @@ func TestHTTPFuzz(t *testing.T) {
 		// smaller count is its own, so that the server's background work does not weigh on it.
 		warm := seen[op]
 		seen[op] = true
-		if len(body) > 64<<10 || req.URL.Path == "/metrics" || !warm {
+		if len(body) > testenv.FuzzInputLimit || req.URL.Path == "/metrics" || !warm {
 			continue
 		}
-		if alloc > 1<<20 {
+		if alloc > testenv.FuzzAllocLimit {
 			again.Body = io.NopCloser(bytes.NewReader(body))
 			_, second := serveCounting(h, again)
 			alloc = min(alloc, second)
@@ -100,7 +101,7 @@ func TestHTTPFuzz(t *testing.T) {
 	took := time.Since(began)
 	t.Logf("HTTP fuzz: %d requests in %.1f s (%.0f/s); statuses %v; most allocated by one request with a body ≤ 64 KiB: %d KiB, %s",
 		n, took.Seconds(), float64(n)/took.Seconds(), statuses, maxAlloc>>10, maxAllocReq)
-	if maxAlloc > 1<<20 {
+	if maxAlloc > testenv.FuzzAllocLimit {
 		t.Errorf("a request allocated %d KiB (more than 1 MiB): %s", maxAlloc>>10, maxAllocReq)
 	}
 }
@@ -133,18 +134,10 @@ func TestUnroutedAPIRequestsAreProblems(t *testing.T) {
 
 // serveCounting serves req and returns the answer and the bytes the process allocated meanwhile.
 func serveCounting(h http.Handler, req *http.Request) (*httptest.ResponseRecorder, uint64) {
-	before := heapAllocated()
+	before := testenv.HeapAllocated()
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	return rec, heapAllocated() - before
-}
-
-// heapAllocated is the bytes the process has allocated on the heap so far (all goroutines; the
-// server's background work between two requests is small).
-func heapAllocated() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
+	return rec, testenv.HeapAllocated() - before
 }
 
 // openAPIOperations lists every operation of openapi.yaml as "METHOD /path/{param}".

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portaria/portaria/internal/testenv"
 )
 
 // jsonTestBody exercises every kind of value decodeJSON meets: plain fields, a nested struct
@@ -249,7 +251,14 @@ func FuzzDecodeJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		var got jsonTestBody
-		err := decodeJSON(jsonRequest(body), &got)
+		var err error
+		alloc := testenv.Allocated(func() {
+			got = jsonTestBody{}
+			err = decodeJSON(jsonRequest(body), &got)
+		})
+		if len(body) <= testenv.FuzzInputLimit && alloc > testenv.FuzzAllocLimit {
+			t.Fatalf("decoding %d bytes allocated %d KiB, more than 1 MiB (IN-04)", len(body), alloc>>10)
+		}
 		if err != nil {
 			var p *problem
 			if !errors.As(err, &p) || p.Status >= 500 {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portaria/portaria/internal/testenv"
 	"github.com/portaria/portaria/keys"
 	"github.com/portaria/portaria/tokens"
 )
@@ -41,7 +42,12 @@ func FuzzVerify(f *testing.F) {
 	f.Add(h + "." + p + "." + s + "=")
 
 	f.Fuzz(func(t *testing.T, tok string) {
-		c, err := e.v.Verify(e.ctx, tok)
+		var c tokens.AccessClaims
+		var err error
+		alloc := testenv.Allocated(func() { c, err = e.v.Verify(e.ctx, tok) })
+		if len(tok) <= testenv.FuzzInputLimit && alloc > testenv.FuzzAllocLimit {
+			t.Fatalf("verifying %d bytes allocated %d KiB, more than 1 MiB (IN-04)", len(tok), alloc>>10)
+		}
 		if err == nil {
 			if tok != valid {
 				t.Fatalf("a mutated token verified: %q → %+v", tok, c)
