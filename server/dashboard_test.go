@@ -2,15 +2,10 @@ package server_test
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/portaria/portaria/identity"
 )
 
 var (
@@ -26,21 +21,7 @@ var (
 // label exists.
 // Prometheus itself adds job and instance at scrape time.
 func TestGrafanaDashboardQueriesWhatTheServerExports(t *testing.T) {
-	f := newLoginFixture(t)
-	c, secret := f.client(t, identity.NewClient{Name: "svc", Grants: []string{"client_credentials"}})
-	f.post(t, "/oauth/token", "grant_type=client_credentials", c.ID, secret)
-	f.post(t, "/oauth/token", "grant_type=password&username=ana%40acme.test&password=wrong-password", f.app.ID, f.appSecret)
-	tok := f.login(t)
-	f.refresh(t, tok.RefreshToken, "")
-	f.clock.Advance(6 * time.Second)
-	f.refresh(t, tok.RefreshToken, "")
-	res, err := http.Get(f.srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	exported := string(b)
+	exported := metricsAfterTraffic(t)
 	families := map[string]string{} // name → type
 	for _, line := range strings.Split(exported, "\n") {
 		if fields := strings.Fields(line); len(fields) == 4 && fields[1] == "TYPE" {

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,21 +10,7 @@ import (
 )
 
 func TestMetricsCountRequestsTokensReuseAndFailures(t *testing.T) {
-	f := newLoginFixture(t)
-	c, secret := f.client(t, identity.NewClient{Name: "svc", Grants: []string{"client_credentials"}})
-	f.post(t, "/oauth/token", "grant_type=client_credentials", c.ID, secret)
-	f.post(t, "/oauth/token", "grant_type=password&username=ana%40acme.test&password=wrong-password", f.app.ID, f.appSecret)
-	tok := f.login(t)
-	f.refresh(t, tok.RefreshToken, "")
-	f.clock.Advance(6 * time.Second)
-	f.refresh(t, tok.RefreshToken, "") // reuse after the grace window
-
-	res, err := http.Get(f.srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
-	body := string(b)
+	body := metricsAfterTraffic(t)
 	for _, want := range []string{
 		`portaria_tokens_issued_total{grant="client_credentials"} 1`,
 		`portaria_tokens_issued_total{grant="password"} 1`,
@@ -41,4 +26,21 @@ func TestMetricsCountRequestsTokensReuseAndFailures(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+}
+
+// metricsAfterTraffic scrapes /metrics of a new server after one request of each kind it counts:
+// a client_credentials grant, a wrong password, a login, a refresh and a reuse of the used token
+// after the grace window.
+func metricsAfterTraffic(t *testing.T) string {
+	t.Helper()
+	f := newLoginFixture(t)
+	c, secret := f.client(t, identity.NewClient{Name: "svc", Grants: []string{"client_credentials"}})
+	f.post(t, "/oauth/token", "grant_type=client_credentials", c.ID, secret)
+	f.post(t, "/oauth/token", "grant_type=password&username=ana%40acme.test&password=wrong-password", f.app.ID, f.appSecret)
+	tok := f.login(t)
+	f.refresh(t, tok.RefreshToken, "")
+	f.clock.Advance(6 * time.Second)
+	f.refresh(t, tok.RefreshToken, "") // reuse after the grace window
+
+	return string(f.rawDo(t, http.MethodGet, "/metrics", "", "", "").body)
 }
