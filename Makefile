@@ -5,7 +5,7 @@ PORTARIA_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=di
 PORTARIA_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 export PORTARIA_TEST_DATABASE_URL PORTARIA_TEST_REDIS_URL
 
-.PHONY: run build test test-long lint bench fuzz clean
+.PHONY: run build test test-long test-full nightly lint bench fuzz clean
 
 run:
 	$(GO) run ./cmd/portaria serve
@@ -26,6 +26,17 @@ test:
 test-long:
 	$(GO) test -race -count=1 -tags long -timeout 20m -run '^TestFault(RedisKilled|PostgresCut|Kill9|ChaosPodKill|ReplayStorm)' -v ./cmd/portaria
 	$(GO) test -count=1 -tags long -timeout 5m -run '^TestFaultUnknownKidStorm$$' -v ./cmd/portaria
+
+# F6 (an instance killed every 60 s for 10 min at 200 req/s asked) and F3 (replay of every refresh
+# token of a 10-minute load) on SECURITY.md's own timelines: about 25 minutes, more than CI has
+# beside the rest; `make nightly` runs them.
+test-full:
+	$(GO) test -race -count=1 -tags 'long full' -timeout 40m -run '^TestFault(ChaosPodKill|ReplayStorm)$$' -v ./cmd/portaria
+
+# The scheduled job: the full timelines and every fuzz target for 10 minutes (F13's nightly), the
+# fuzzers' corpora kept in the Go build cache from run to run.
+nightly: test-full
+	$(MAKE) fuzz FUZZTIME=10m
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi

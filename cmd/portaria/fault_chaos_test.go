@@ -16,9 +16,13 @@ type chaosPlan struct {
 }
 
 // podKillPlan: short by default (two kills); with -tags long, one kill every 15 s for 90 s, F6's
-// timeline (one every 60 s for 10 min at 200 req/s) compressed to what CI can afford on a 2-core
-// machine that also runs the three instances, PostgreSQL and Redis.
+// timeline compressed to what CI can afford on a 2-core machine that also runs the three
+// instances, PostgreSQL and Redis; with -tags 'long full', F6's own: one kill every 60 s for
+// 10 min at 200 req/s asked.
 func podKillPlan() chaosPlan {
+	if fullTimelines {
+		return chaosPlan{plan{warm: 30 * time.Second, down: 60 * time.Second, after: 30 * time.Second, workers: 10, interval: 50 * time.Millisecond}, 10}
+	}
 	if longTests {
 		return chaosPlan{plan{warm: 5 * time.Second, down: 15 * time.Second, after: 10 * time.Second, workers: 8, interval: 50 * time.Millisecond}, 6}
 	}

@@ -20,7 +20,7 @@ import (
 const replayGrace = time.Second
 
 // TestFaultReplayStorm is F3: after a load of refresh chains spread by the balancer over two
-// instances (short: 4 s; long: 60 s), plus up to 50 of the load's logins refreshed once each,
+// instances (short: 4 s; long: 60 s; full: 10 min, F3's own load test), plus up to 50 of the load's logins refreshed once each,
 // every refresh token used is replayed past its grace window, shuffled, eight at a time, in turn
 // at each instance. None may be accepted.
 //
@@ -32,7 +32,10 @@ const replayGrace = time.Second
 // families' live (never used) tokens are refused afterwards.
 func TestFaultReplayStorm(t *testing.T) {
 	loadFor := 4 * time.Second
-	if longTests {
+	switch {
+	case fullTimelines:
+		loadFor = 10 * time.Minute
+	case longTests:
 		loadFor = 60 * time.Second
 	}
 	const workers, interval = 6, 60 * time.Millisecond
