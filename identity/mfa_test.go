@@ -290,6 +290,35 @@ func TestTOTPWindow(t *testing.T) {
 	}
 }
 
+// TestTOTPAcrossClockSkew is RL-05's TOTP part: the window is one step either side, by step
+// number, so a server 40 s ahead of the device accepts its code when the server is at least 10 s
+// into its step (the device's code is then of the previous step) and refuses it earlier (two
+// steps back); 70 s ahead is refused at any point of the step.
+func TestTOTPAcrossClockSkew(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		intoStep    time.Duration // where the server's clock is in its 30 s step
+		serverAhead time.Duration
+		accepted    bool
+	}{
+		{"40 s ahead, 25 s into the step", 25 * time.Second, 40 * time.Second, true},
+		{"40 s ahead, 10 s into the step", 10 * time.Second, 40 * time.Second, true},
+		{"40 s ahead, 5 s into the step", 5 * time.Second, 40 * time.Second, false},
+		{"70 s ahead, 29 s into the step", 29 * time.Second, 70 * time.Second, false},
+		{"70 s ahead, 5 s into the step", 5 * time.Second, 70 * time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, clk := newMFAEnv(t)
+			u, secret, _ := enrolled(t, e, clk, "ana@example.test")
+			clk.add(10*time.Minute + tc.intoStep - 5*time.Second) // t0 is 5 s into its step
+			err := e.svc.VerifyTOTP(t.Context(), u.ID, clk.code(t, secret, -tc.serverAhead))
+			if tc.accepted && err != nil || !tc.accepted && !errors.Is(err, identity.ErrInvalidOTP) {
+				t.Errorf("got %v, want accepted %v", err, tc.accepted)
+			}
+		})
+	}
+}
+
 func TestTOTPCodeWorksOnce(t *testing.T) {
 	e, clk := newMFAEnv(t)
 	u, secret, _ := enrolled(t, e, clk, "ana@example.test")
