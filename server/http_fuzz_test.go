@@ -75,6 +75,9 @@ func TestHTTPFuzz(t *testing.T) {
 		if rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable {
 			t.Fatalf("request %d answered %d: %s\n%s", i, rec.Code, desc, rec.Body)
 		}
+		if rec.Header().Get("X-Content-Type-Options") != "nosniff" || rec.Header().Get("Content-Security-Policy") == "" {
+			t.Fatalf("request %d answered %d without the security headers (CK-05): %s", i, rec.Code, desc)
+		}
 		if rec.Code >= 400 && strings.HasPrefix(req.URL.Path, "/api/") {
 			if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
 				t.Fatalf("request %d answered %d with Content-Type %q: %s", i, rec.Code, ct, desc)

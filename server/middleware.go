@@ -138,13 +138,22 @@ func withRecover(log *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// withSecurityHeaders sets the headers every answer carries (CK-05).
-func withSecurityHeaders(next http.Handler) http.Handler {
+// withSecurityHeaders sets the headers every answer carries (CK-05). Nothing Portaria serves is
+// a page, so the content security policy allows nothing at all: an answer a browser is tricked
+// into rendering runs no script, loads nothing and cannot be framed. HSTS is sent when the
+// public issuer is https (behind a TLS-terminating proxy the request itself is plain HTTP); the
+// server never redirects http to https, so a request sent in clear fails instead of being
+// silently upgraded after its credentials crossed the network.
+func withSecurityHeaders(hsts bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+		if hsts {
+			h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+		}
 		next.ServeHTTP(w, r)
 	})
 }

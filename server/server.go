@@ -123,7 +123,7 @@ func NewServer(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
 	var h http.Handler = withUnroutedProblems(mux, d.Logger)
-	h = withSecurityHeaders(h)
+	h = withSecurityHeaders(strings.HasPrefix(d.Issuer, "https://"), h)
 	h = withRecover(d.Logger, h)
 	h = withAccessLog(d.Logger, d.Metrics, h)
 	h = withRequestID(h)
