@@ -249,6 +249,9 @@ func (a *resourceAPI) setPermissions(w http.ResponseWriter, r *http.Request) err
 	if t.self {
 		return errForbidden
 	}
+	if claims, err = a.liveCaller(r.Context(), claims); err != nil {
+		return err
+	}
 	if err := authorizeMore(actUserPermissions, claims, t); err != nil {
 		return err
 	}
@@ -277,6 +280,25 @@ func (a *resourceAPI) setPermissions(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
+// liveCaller re-reads the calling user for the actions that change who may do what (AC-05):
+// permission changes, deactivation and password expiry are judged on the caller's permissions
+// as they are now, not as a token issued up to its lifetime ago recorded them. A caller since
+// deactivated, deleted or moved to another organization is refused. Other routes trust the
+// token's claims, which a refresh renews.
+func (a *resourceAPI) liveCaller(ctx context.Context, claims tokens.AccessClaims) (tokens.AccessClaims, error) {
+	u, err := a.accounts.User(ctx, claims.Subject)
+	switch {
+	case errors.Is(err, identity.ErrNotFound):
+		return claims, errForbidden
+	case err != nil:
+		return claims, err
+	case !u.Active || u.OrgID != claims.Org:
+		return claims, errForbidden
+	}
+	claims.Perms = u.Permissions
+	return claims, nil
+}
+
 // onUser is the security event of a successful change of u by the caller.
 func (a *resourceAPI) onUser(claims tokens.AccessClaims, typ string, u identity.User) audit.Event {
 	e := byCaller(claims, typ, nil, u.ID, nil)
@@ -296,6 +318,9 @@ func userChangeProblem(err error) error {
 func (a *resourceAPI) expirePassword(w http.ResponseWriter, r *http.Request) error {
 	claims, u, t, err := a.targetUser(r, actUserRead)
 	if err != nil {
+		return err
+	}
+	if claims, err = a.liveCaller(r.Context(), claims); err != nil {
 		return err
 	}
 	if err := authorizeMore(actUserExpire, claims, t); err != nil {
@@ -323,6 +348,9 @@ func (a *resourceAPI) deactivateUser(w http.ResponseWriter, r *http.Request) err
 	}
 	if t.self {
 		return errForbidden
+	}
+	if claims, err = a.liveCaller(r.Context(), claims); err != nil {
+		return err
 	}
 	if err := authorizeMore(actUserDeactivate, claims, t); err != nil {
 		return err

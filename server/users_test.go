@@ -255,6 +255,60 @@ func TestPermissionChangesCannotEscalate(t *testing.T) {
 	}
 }
 
+// AC-05: an administrator whose org:admin was taken away cannot change permissions, expire a
+// password or deactivate anyone with the token they still hold (those routes re-read the caller);
+// routes that trust the token's claims accept it until it expires, and the next token (a refresh
+// or a login) no longer carries the permission.
+func TestSensitiveUserActionsJudgeTheCallersCurrentPermissions(t *testing.T) {
+	f := newOrgFixture(t)
+	member := f.userID(t, memberAEmail)
+	second := f.addUser(t, "second admin of A", f.orgA.ID, identity.PermOrgAdmin)
+	if res, _ := f.as(t, "second admin of A", "GET", "/api/users/"+member, nil); res.StatusCode != 200 {
+		t.Fatalf("the second administrator reads a user: %d", res.StatusCode)
+	}
+	if res, _ := f.as(t, "org admin of A", "PUT", "/api/users/"+second.ID+"/permissions",
+		map[string]any{"permissions": []string{"users:read"}}); res.StatusCode != 204 {
+		t.Fatalf("demote the second administrator: %d", res.StatusCode)
+	}
+	for _, tc := range []struct {
+		method, path string
+		body         any
+	}{
+		{"PUT", "/api/users/" + member + "/permissions", map[string]any{"permissions": []string{"users:read", "results:read"}}},
+		{"POST", "/api/users/" + member + "/password/expire", nil},
+		{"POST", "/api/users/" + member + "/deactivate", nil},
+	} {
+		if res, _ := f.as(t, "second admin of A", tc.method, tc.path, tc.body); res.StatusCode != 403 {
+			t.Errorf("%s %s with the demoted administrator's token: %d, want 403", tc.method, tc.path, res.StatusCode)
+		}
+	}
+	if u, err := f.ids.User(context.Background(), member); err != nil || !u.Active || u.PasswordExpired || slices.Contains(u.Permissions, "results:read") {
+		t.Errorf("the member was changed: %+v %v", u, err)
+	}
+	// A claim-based route trusts the token until it expires (its lifetime bounds the delay).
+	if res, _ := f.as(t, "second admin of A", "GET", "/api/users/"+member, nil); res.StatusCode != 200 {
+		t.Errorf("a claim-based read with the old token: %d, want 200 until it expires", res.StatusCode)
+	}
+	tok, err := f.oauth2Config.PasswordCredentialsToken(context.Background(), second.Email, userPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.tokens["second admin of A, new token"] = tok.AccessToken
+	if res, _ := f.as(t, "second admin of A, new token", "PUT", "/api/users/"+member+"/permissions",
+		map[string]any{"permissions": []string{"users:read"}}); res.StatusCode != 403 {
+		t.Errorf("a permission change with a new token: %d, want 403", res.StatusCode)
+	}
+	// The other way: a permission granted since the token was issued counts at once here.
+	if res, _ := f.as(t, "org admin of A", "PUT", "/api/users/"+second.ID+"/permissions",
+		map[string]any{"permissions": []string{"org:admin"}}); res.StatusCode != 204 {
+		t.Fatalf("promote again: %d", res.StatusCode)
+	}
+	if res, _ := f.as(t, "second admin of A, new token", "PUT", "/api/users/"+member+"/permissions",
+		map[string]any{"permissions": []string{"users:read"}}); res.StatusCode != 204 {
+		t.Errorf("a permission change after being promoted again: %d, want 204", res.StatusCode)
+	}
+}
+
 // AC-04's property: random grants and revocations by callers with random permissions never
 // leave a user with a permission that was neither theirs before nor held by the caller.
 func TestRandomPermissionChangesNeverExceedTheGranters(t *testing.T) {
