@@ -3,8 +3,10 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +87,12 @@ func TestPasswordLoginWithStandardClients(t *testing.T) {
 	if header["typ"] != "at+jwt" || claims["sub"] != f.user.ID || claims["org"] != f.org.ID || claims["sid"] == nil ||
 		claims["client_id"] != f.app.ID || claims["auth_time"] == nil {
 		t.Errorf("access token claims %v", claims)
+	}
+	// DP-02: the claims are an allowlist; nothing about the user (name, e-mail, results) rides
+	// in a token anyone holding it can decode.
+	names := slices.Sorted(maps.Keys(claims))
+	if allowed := []string{"amr", "aud", "auth_time", "client_id", "exp", "iat", "iss", "jti", "org", "perms", "scope", "sid", "sub"}; !slices.Equal(names, allowed) {
+		t.Errorf("access token claims %v, want exactly %v", names, allowed)
 	}
 	if amr, _ := claims["amr"].([]any); len(amr) != 1 || amr[0] != "pwd" {
 		t.Errorf("amr %v", claims["amr"])
