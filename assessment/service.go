@@ -17,6 +17,9 @@ type Options struct {
 	Now func() time.Time
 	// ClockSkew is how far in the future an applied_at may lie; 0 means DefaultClockSkew.
 	ClockSkew time.Duration
+	// Sealer, when set, encrypts results' scores and answers at rest (DP-03); rows written
+	// without it are still read, and sealed at their next change.
+	Sealer Sealer
 }
 
 // Service applies the assessment rules on top of a Store, asking Access about users and groups.
@@ -29,6 +32,9 @@ type Service struct {
 
 // NewService returns a Service.
 func NewService(store Store, access Access, opts Options) *Service {
+	if opts.Sealer != nil {
+		store = sealedStore{Store: store, sealer: opts.Sealer}
+	}
 	s := &Service{store: store, access: access, now: opts.Now, skew: opts.ClockSkew}
 	if s.now == nil {
 		s.now = time.Now

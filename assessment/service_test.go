@@ -79,7 +79,8 @@ func newEnv(t *testing.T) *env {
 	e.clock.Store(&now)
 	e.access = &fakeAccess{orgOf: map[string]string{}, groupOrg: map[string]string{e.group: e.org},
 		members: map[string][]string{}, managers: map[string][]string{}}
-	e.svc = assessment.NewService(sqlstore.New(db), e.access, assessment.Options{Now: func() time.Time { return *e.clock.Load() }})
+	// Every service test runs with results sealed at rest, as the server does.
+	e.svc = assessment.NewService(sqlstore.New(db), e.access, assessment.Options{Now: func() time.Time { return *e.clock.Load() }, Sealer: testenv.NewSealer(t)})
 	e.manager, e.evaluated = e.user(e.org), e.user(e.org)
 	e.writer = e.user(e.org, assessment.PermResultsWrite)
 	e.reader = e.user(e.org, assessment.PermResultsRead)

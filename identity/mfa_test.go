@@ -2,9 +2,6 @@ package identity_test
 
 import (
 	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -19,38 +16,10 @@ import (
 
 	"github.com/portaria/portaria/identity"
 	"github.com/portaria/portaria/internal/sqldb"
+	"github.com/portaria/portaria/internal/testenv"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 )
-
-// gcmSealer seals like keys.Sealer does, without depending on it.
-type gcmSealer struct{ aead cipher.AEAD }
-
-func newSealer(t testing.TB) gcmSealer {
-	block, err := aes.NewCipher(bytes.Repeat([]byte("k"), 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return gcmSealer{aead}
-}
-
-func (s gcmSealer) Seal(plaintext, aad []byte) ([]byte, error) {
-	nonce := make([]byte, s.aead.NonceSize())
-	rand.Read(nonce)
-	return s.aead.Seal(nonce, nonce, plaintext, aad), nil
-}
-
-func (s gcmSealer) Open(ciphertext, aad []byte) ([]byte, error) {
-	n := s.aead.NonceSize()
-	if len(ciphertext) < n {
-		return nil, errors.New("too short")
-	}
-	return s.aead.Open(nil, ciphertext[:n], ciphertext[n:], aad)
-}
 
 // clock is a settable time source; t0 is 5 s into a TOTP step.
 type clock struct{ ns atomic.Int64 }
@@ -80,7 +49,7 @@ func newMFAEnv(t *testing.T, edits ...func(*identity.Options)) (env, *clock) {
 	clk := new(clock)
 	clk.set(t0)
 	e := newEnv(t, append([]func(*identity.Options){func(o *identity.Options) {
-		o.Sealer, o.Now = newSealer(t), clk.now
+		o.Sealer, o.Now = testenv.NewSealer(t), clk.now
 	}}, edits...)...)
 	return e, clk
 }

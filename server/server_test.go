@@ -165,7 +165,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	ids := identity.NewService(identitysql.New(db), identity.Options{
 		Pepper: keys.DeriveKey(master, "test pepper"), Sealer: sealer, Now: clk.Now, Password: cheapPasswords, Logger: logger,
 	})
-	assess := assessment.NewService(assessmentsql.New(db), ids, assessment.Options{Now: clk.Now})
+	assess := assessment.NewService(assessmentsql.New(db), ids, assessment.Options{Now: clk.Now, Sealer: sealer})
 	auditLog := audit.New(db, logger, clk.Now)
 	auditCtx, stopAudit := context.WithCancel(ctx)
 	auditDone := make(chan struct{})

@@ -138,7 +138,7 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, migrate b
 		Logger: log,
 	})
 	// Assessment asks identity about users and groups through its own small interface.
-	a.assessment = assessment.NewService(assessmentsql.New(db), a.identity, assessment.Options{Now: time.Now})
+	a.assessment = assessment.NewService(assessmentsql.New(db), a.identity, assessment.Options{Now: time.Now, Sealer: sealer})
 	a.audit = audit.New(db, log, time.Now)
 	a.issuer = tokens.NewIssuer(a.ring, cfg.Issuer, cfg.Audience, time.Now)
 	// The revocation feed is durable SQL whatever holds the token state: it must survive a
