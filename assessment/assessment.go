@@ -154,7 +154,8 @@ type ResultStore interface {
 	// It returns the updated results in the order of ids.
 	UpdateResults(ctx context.Context, orgID string, ids []string, update func(Result) (Result, error)) ([]Result, error)
 	// DeleteResult marks the organization's result deleted at the given time: it disappears from
-	// reads and lists but stays in the database. It fails with ErrNotFound if there is no such
+	// reads and lists, and its scores and answers are erased; the rest of the row stays in the
+	// database. It fails with ErrNotFound if there is no such
 	// result or it is already deleted, so that of concurrent deletes exactly one succeeds.
 	DeleteResult(ctx context.Context, orgID, id string, at time.Time) error
 }

@@ -185,8 +185,11 @@ func (s *Store) lockResults(ctx context.Context, tx bun.Tx, orgID string, ids []
 }
 
 func (s *Store) DeleteResult(ctx context.Context, orgID, id string, at time.Time) error {
-	// One conditional update is the gate: of concurrent deletes, one changes the row, the others none.
+	// One conditional update is the gate: of concurrent deletes, one changes the row, the others
+	// none. The scores and answers go with it: the row stays for the audit trail (who, which
+	// test, when), the health data does not.
 	res, err := s.db.NewUpdate().Model((*resultRow)(nil)).Set("deleted_at = ?", at.UTC()).
+		Set("scores = ''").Set("answers = NULL").
 		Where("r.org_id = ?", orgID).Where("r.id = ?", id).Where("r.deleted_at IS NULL").Exec(ctx)
 	if err != nil {
 		return translate(err)
