@@ -158,6 +158,10 @@ type ResultStore interface {
 	// database. It fails with ErrNotFound if there is no such
 	// result or it is already deleted, so that of concurrent deletes exactly one succeeds.
 	DeleteResult(ctx context.Context, orgID, id string, at time.Time) error
+	// PurgeResults deletes for good, row and all, at most limit results of any organization
+	// applied before the given time, deleted or not, and returns how many it deleted (the
+	// retention of PORTARIA_RESULT_RETENTION).
+	PurgeResults(ctx context.Context, appliedBefore time.Time, limit int) (int, error)
 }
 
 // ResultFilter selects one page of an organization's results.

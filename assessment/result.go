@@ -271,8 +271,8 @@ func (s *Service) change(ctx context.Context, a Actor, orgID string, ids []strin
 	})
 }
 
-// DeleteResult deletes a result: it disappears from reads and lists, and stays in the database.
-// It needs results:write in the result's organization (or platform:admin).
+// DeleteResult deletes a result: it disappears from reads and lists, its scores and answers are
+// erased, and the rest of its row stays in the database. It needs results:write in the result's organization (or platform:admin).
 func (s *Service) DeleteResult(ctx context.Context, a Actor, id string) error {
 	r, err := s.load(ctx, a, id)
 	if err == nil {
@@ -435,4 +435,28 @@ func (s *Service) list(ctx context.Context, a Actor, f ResultFilter, manages boo
 		}
 	}
 	return shown, next, nil
+}
+
+// purgeBatch bounds one purge statement: however much has expired, no transaction runs long.
+const purgeBatch = 500
+
+// PurgeExpiredResults deletes for good every result applied more than retention ago, in every
+// organization (PORTARIA_RESULT_RETENTION), and returns how many. It is maintenance, not an
+// actor's request: the server runs it on a schedule.
+func (s *Service) PurgeExpiredResults(ctx context.Context, retention time.Duration) (int, error) {
+	if retention <= 0 {
+		return 0, nil
+	}
+	before := s.timestamp().Add(-retention)
+	total := 0
+	for {
+		n, err := s.store.PurgeResults(ctx, before, purgeBatch)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("purge results applied before %s: %w", before.Format(time.RFC3339), err)
+		}
+		if n < purgeBatch {
+			return total, nil
+		}
+	}
 }

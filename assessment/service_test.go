@@ -164,3 +164,30 @@ func requireIs(t *testing.T, what string, err, want error) {
 		t.Errorf("%s: got %v, want %v", what, err, want)
 	}
 }
+
+// TestPurgeExpiredResults is PORTARIA_RESULT_RETENTION: results applied more than the retention
+// ago are gone for good, in every organization; younger ones stay; no retention purges nothing.
+func TestPurgeExpiredResults(t *testing.T) {
+	e := newEnv(t)
+	old, young := e.newResult(), e.newResult()
+	old.AppliedAt = now.Add(-100 * 24 * time.Hour)
+	young.AppliedAt = now.Add(-89 * 24 * time.Hour)
+	oldR, youngR := e.createResult(t, old), e.createResult(t, young)
+	if n, err := e.svc.PurgeExpiredResults(t.Context(), 0); err != nil || n != 0 {
+		t.Fatalf("no retention purged %d (%v)", n, err)
+	}
+	if n, err := e.svc.PurgeExpiredResults(t.Context(), 90*24*time.Hour); err != nil || n != 1 {
+		t.Fatalf("a 90-day retention purged %d (%v), want 1", n, err)
+	}
+	if _, err := e.svc.Result(t.Context(), e.reader, oldR.ID); !errors.Is(err, assessment.ErrNotFound) {
+		t.Errorf("the result applied 100 days ago: %v, want ErrNotFound", err)
+	}
+	if _, err := e.svc.Result(t.Context(), e.reader, youngR.ID); err != nil {
+		t.Errorf("the result applied 89 days ago: %v", err)
+	}
+	// A day later the clock has moved: the other one's turn comes at 90 days.
+	e.set(now.Add(24*time.Hour + time.Second))
+	if n, err := e.svc.PurgeExpiredResults(t.Context(), 90*24*time.Hour); err != nil || n != 1 {
+		t.Errorf("a day later the purge deleted %d (%v), want 1", n, err)
+	}
+}

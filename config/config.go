@@ -51,6 +51,7 @@ type Config struct {
 	LogFormat       string        `env:"LOG_FORMAT" help:"text or json (default: text on a terminal, else json)"`
 	JWKSMaxAge      time.Duration `env:"JWKS_MAX_AGE" help:"Cache-Control max-age of the JWKS; keys are published this long (twice, plus a margin) before they sign"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" help:"how long a graceful shutdown waits for in-flight requests"`
+	ResultRetention time.Duration `env:"RESULT_RETENTION" help:"results applied longer ago than this are deleted for good, content and row (0: kept until deleted)"`
 	ShutdownDelay   time.Duration `env:"SHUTDOWN_DELAY" help:"how long the server keeps serving after SIGTERM, /readyz failing, before it shuts down (0: at once)"`
 }
 
@@ -239,6 +240,10 @@ func (c Config) Validate() error {
 	}
 	if c.RefreshIdleTTL < 0 {
 		bad("REFRESH_IDLE_TTL", "must not be negative")
+	}
+	// A retention of minutes is a typo for one of days: results would vanish within the hour.
+	if c.ResultRetention != 0 && c.ResultRetention < 24*time.Hour {
+		bad("RESULT_RETENTION", "must be 0 (keep results) or at least 24h")
 	}
 	if c.ShutdownDelay < 0 {
 		bad("SHUTDOWN_DELAY", "must not be negative")

@@ -66,14 +66,24 @@ func TestPrecedenceIsFlagsThenEnvironmentThenFile(t *testing.T) {
 }
 
 // The embedded profile has no load balancer to wait for; a deployment behind one sets the delay.
-func TestShutdownDelayIsOffByDefaultAndSettable(t *testing.T) {
-	cfg, _, err := Load(nil, env(nil), io.Discard, nil)
-	if err != nil || cfg.ShutdownDelay != 0 {
-		t.Fatalf("default delay %v (err %v), want 0", cfg.ShutdownDelay, err)
-	}
-	cfg, _, err = Load(nil, env(map[string]string{"PORTARIA_SHUTDOWN_DELAY": "5s"}), io.Discard, nil)
-	if err != nil || cfg.ShutdownDelay != 5*time.Second {
-		t.Fatalf("delay %v (err %v), want 5s", cfg.ShutdownDelay, err)
+// The settings that are off by default: 0 unless set, and set as given.
+func TestOptionalDurationsAreOffByDefaultAndSettable(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		get         func(Config) time.Duration
+		want        time.Duration
+	}{
+		{"PORTARIA_SHUTDOWN_DELAY", "5s", func(c Config) time.Duration { return c.ShutdownDelay }, 5 * time.Second},
+		{"PORTARIA_RESULT_RETENTION", "43800h", func(c Config) time.Duration { return c.ResultRetention }, 43800 * time.Hour},
+	} {
+		cfg, _, err := Load(nil, env(nil), io.Discard, nil)
+		if err != nil || tc.get(cfg) != 0 {
+			t.Errorf("%s by default: %v (err %v), want 0", tc.name, tc.get(cfg), err)
+		}
+		cfg, _, err = Load(nil, env(map[string]string{tc.name: tc.value}), io.Discard, nil)
+		if err != nil || tc.get(cfg) != tc.want {
+			t.Errorf("%s=%s: %v (err %v), want %v", tc.name, tc.value, tc.get(cfg), err, tc.want)
+		}
 	}
 }
 
@@ -106,6 +116,8 @@ func TestInvalidSettingsAreNamedOnePerLine(t *testing.T) {
 		{"a rotation shorter than publication needs", map[string]string{"PORTARIA_KEY_ROTATION": "10m"}, nil, "PORTARIA_KEY_ROTATION"},
 		{"an unknown log format", map[string]string{"PORTARIA_LOG_FORMAT": "xml"}, nil, "PORTARIA_LOG_FORMAT"},
 		{"a negative shutdown delay", map[string]string{"PORTARIA_SHUTDOWN_DELAY": "-1s"}, nil, "PORTARIA_SHUTDOWN_DELAY"},
+		{"a result retention of minutes", map[string]string{"PORTARIA_RESULT_RETENTION": "30m"}, nil, "PORTARIA_RESULT_RETENTION"},
+		{"a negative result retention", map[string]string{"PORTARIA_RESULT_RETENTION": "-24h"}, nil, "PORTARIA_RESULT_RETENTION"},
 		{"a bad boolean flag", nil, []string{"--signup", "maybe"}, "signup"},
 	}
 	for _, c := range cases {

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) assessment.Store) {
 		{"one missing id changes nothing and is named", testUpdateResultsMissing},
 		{"concurrent bulk updates are all or nothing and none is lost", testConcurrentBulkUpdates},
 		{"bulk updates racing a delete either change every result or none", testBulkUpdateRacingDelete},
+		{"a purge deletes results applied before its time, in batches, of every organization", testPurgeResults},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -432,3 +432,49 @@ func testBulkUpdateRacingDelete(t *testing.T, s assessment.Store) {
 	wg.Wait()
 	requireAllOrNothing(t, s, list, int(succeeded.Load()))
 }
+
+func testPurgeResults(t *testing.T, s assessment.Store) {
+	testID := seedTest(t, s)
+	var old, kept []assessment.Result
+	for i, applied := range []time.Duration{-72 * time.Hour, -49 * time.Hour, -48*time.Hour - time.Microsecond, -48 * time.Hour, -time.Hour} {
+		r := newResult(newID(), testID) // each of its own organization: a purge crosses them
+		r.AppliedAt = at(applied)
+		createResult(t, s, r)
+		if i == 1 { // deleted already: purged all the same
+			if err := s.DeleteResult(t.Context(), r.OrgID, r.ID, at(0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if applied < -48*time.Hour {
+			old = append(old, r)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	before := at(-48 * time.Hour)
+	var purged []int
+	for range 3 {
+		n, err := s.PurgeResults(t.Context(), before, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		purged = append(purged, n)
+	}
+	if !slices.Equal(purged, []int{2, 1, 0}) {
+		t.Errorf("purges of at most 2 deleted %v, want [2 1 0]", purged)
+	}
+	for _, r := range old {
+		_, err := s.Result(t.Context(), r.OrgID, r.ID)
+		requireNotFound(t, "a purged result", err)
+		_, err = s.ResultOrganization(t.Context(), r.ID)
+		requireNotFound(t, "a purged result's organization", err)
+	}
+	for _, r := range kept {
+		got, err := s.Result(t.Context(), r.OrgID, r.ID)
+		if err != nil {
+			t.Errorf("a result applied at %v, not before %v: %v", r.AppliedAt, before, err)
+			continue
+		}
+		sameRecord(t, "a kept result", got, r)
+	}
+}

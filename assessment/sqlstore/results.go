@@ -201,3 +201,18 @@ func (s *Store) DeleteResult(ctx context.Context, orgID, id string, at time.Time
 	}
 	return nil
 }
+
+func (s *Store) PurgeResults(ctx context.Context, appliedBefore time.Time, limit int) (int, error) {
+	// A bounded batch by id, so that one call holds no long lock however much has expired.
+	batch := s.db.NewSelect().Model((*resultRow)(nil)).Column("r.id").
+		Where("r.applied_at < ?", appliedBefore.UTC()).OrderExpr("r.id ASC").Limit(int64(limit))
+	res, err := s.db.NewDelete().Model((*resultRow)(nil)).Where("r.id IN (?)", batch).Exec(ctx)
+	if err != nil {
+		return 0, translate(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, translate(err)
+	}
+	return int(n), nil
+}

@@ -215,8 +215,8 @@ func closeWhenDraining(next http.Handler, draining *atomic.Bool) http.Handler {
 	})
 }
 
-// sweepLoop deletes expired token state from the SQL database (Redis expires keys itself) and
-// expired entries of the revocation feed.
+// sweepLoop deletes expired token state from the SQL database (Redis expires keys itself),
+// expired entries of the revocation feed, and results past PORTARIA_RESULT_RETENTION.
 func sweepLoop(ctx context.Context, a *app, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -235,6 +235,13 @@ func sweepLoop(ctx context.Context, a *app, every time.Duration) {
 			}
 			if _, err := a.sessionIdx.Sweep(ctx); err != nil {
 				a.log.Warn("sweep expired sessions", "err", err)
+			}
+			// Every instance runs it; a result deleted by one is not found by the others.
+			switch n, err := a.assessment.PurgeExpiredResults(ctx, a.cfg.ResultRetention); {
+			case err != nil:
+				a.log.Warn("purge results past their retention", "err", err, "purged", n)
+			case n > 0:
+				a.log.Info("results past their retention purged", "purged", n, "retention", a.cfg.ResultRetention.String())
 			}
 		}
 	}
