@@ -272,7 +272,8 @@ func (s *Service) change(ctx context.Context, a Actor, orgID string, ids []strin
 }
 
 // DeleteResult deletes a result: it disappears from reads and lists, its scores and answers are
-// erased, and the rest of its row stays in the database. It needs results:write in the result's organization (or platform:admin).
+// erased, and the rest of its row stays in the database. It needs results:write in the result's
+// organization (or platform:admin).
 func (s *Service) DeleteResult(ctx context.Context, a Actor, id string) error {
 	r, err := s.load(ctx, a, id)
 	if err == nil {

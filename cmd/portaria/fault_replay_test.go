@@ -20,9 +20,9 @@ import (
 const replayGrace = time.Second
 
 // TestFaultReplayStorm is F3: after a load of refresh chains spread by the balancer over two
-// instances (short: 4 s; long: 60 s; full: 10 min, F3's own load test), plus up to 50 of the load's logins refreshed once each,
-// every refresh token used is replayed past its grace window, shuffled, eight at a time, in turn
-// at each instance. None may be accepted.
+// instances (short: 4 s; long: 60 s; full: 10 min, F3's own load test), plus up to 50 of the
+// load's logins refreshed once each, every refresh token used is replayed past its grace window,
+// shuffled, eight at a time, in turn at each instance. None may be accepted.
 //
 // Exactly one refresh.reuse_detected event per replay: the replay that finds its family live
 // revokes it (reason reuse_after_grace, tokens.SessionOptions.OnReuse); every other replay of a
