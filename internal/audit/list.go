@@ -162,16 +162,74 @@ type eventRow struct {
 }
 
 func toRow(e Event) *eventRow {
-	details, _ := json.Marshal(e.Details) // a map of strings always marshals
-	if e.Details == nil {
-		details = []byte("{}")
-	}
 	return &eventRow{
 		ID: e.ID, At: e.At, Type: e.Type, Outcome: e.Outcome,
 		ActorID: e.ActorID, ClientID: e.ClientID, OrgID: e.OrgID, SubjectID: e.SubjectID,
 		Route: e.Route, RequestID: e.RequestID, IP: e.IP, UserAgent: e.UserAgent,
-		Details: string(details),
+		Details: detailsJSON(e.Details),
 	}
+}
+
+// detailsJSON is the details column: what json.Marshal makes of sanitized details (keys sorted),
+// without its reflection, which cost a stored event as much as its log line's formatting.
+func detailsJSON(d map[string]string) string {
+	if len(d) == 0 {
+		return "{}"
+	}
+	b := make([]byte, 0, 32*len(d))
+	b = append(b, '{')
+	for _, k := range detailKeys { // sorted, and sanitize let no other key through
+		if v, ok := d[k]; ok {
+			if len(b) > 1 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(append(appendJSONString(b, k), ':'), v)
+		}
+	}
+	return string(append(b, '}'))
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json escapes it (HTML
+// characters included), invalid UTF-8 as U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c == '\b':
+				b = append(b, '\\', 'b')
+			case c == '\f':
+				b = append(b, '\\', 'f')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
 
 func (r eventRow) event() (Event, error) {
