@@ -52,6 +52,7 @@ type Config struct {
 	JWKSMaxAge      time.Duration `env:"JWKS_MAX_AGE" help:"Cache-Control max-age of the JWKS; keys are published this long (twice, plus a margin) before they sign"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" help:"how long a graceful shutdown waits for in-flight requests"`
 	ResultRetention time.Duration `env:"RESULT_RETENTION" help:"results applied longer ago than this are deleted for good, content and row (0: kept until deleted)"`
+	ClientAudit     bool          `env:"AUDIT_CLIENT_TOKENS" help:"store every client_credentials token as an audit event, row and line (default: its access-log line names the client and the token's jti)"`
 	ShutdownDelay   time.Duration `env:"SHUTDOWN_DELAY" help:"how long the server keeps serving after SIGTERM, /readyz failing, before it shuts down (0: at once)"`
 }
 

@@ -87,6 +87,16 @@ func TestOptionalDurationsAreOffByDefaultAndSettable(t *testing.T) {
 	}
 }
 
+// Client_credentials tokens are access-log lines unless their audit events are asked for.
+func TestClientAuditIsOffByDefault(t *testing.T) {
+	if cfg, _, err := Load(nil, env(nil), io.Discard, nil); err != nil || cfg.ClientAudit {
+		t.Errorf("by default: %v (err %v)", cfg.ClientAudit, err)
+	}
+	if cfg, _, err := Load(nil, env(map[string]string{"PORTARIA_AUDIT_CLIENT_TOKENS": "true"}), io.Discard, nil); err != nil || !cfg.ClientAudit {
+		t.Errorf("set: %v (err %v)", cfg.ClientAudit, err)
+	}
+}
+
 func TestHTTPSIssuerMakesCookiesSecure(t *testing.T) {
 	cfg, _, err := Load(nil, env(map[string]string{"PORTARIA_ISSUER": "https://auth.example.com/"}), io.Discard, nil)
 	if err != nil {

@@ -202,7 +202,8 @@ func (a *accountAPI) startSession(w http.ResponseWriter, r *http.Request, u iden
 	if err != nil {
 		return err
 	}
-	a.metrics.TokenIssued("cookie_login")
+	a.metrics.TokenIssued(grantCookieLogin)
+	a.security(r, tokenEvent(audit.TokenIssued, grantCookieLogin, claims))
 	return writeMe(w, ctx, a.accounts, claims)
 }
 
@@ -244,9 +245,12 @@ func (a *accountAPI) refresh(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := a.setCookies(w, ctx, u, sess, next); err != nil {
+	claims, err := a.setCookies(w, ctx, u, sess, next)
+	if err != nil {
 		return err
 	}
+	a.metrics.TokenIssued(grantCookieRefresh)
+	a.security(r, tokenEvent(audit.TokenRefreshed, grantCookieRefresh, claims))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

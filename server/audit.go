@@ -17,12 +17,10 @@ import (
 
 // AuditLog records audit events and lists them; *audit.Log is one. Record stores an event before
 // it returns; Enqueue writes its log line at once and stores it in the background, for the
-// security events of hot paths; Line only writes the log line, for routine events too frequent
-// to store (docs/audit.md).
+// security events of hot paths (docs/audit.md).
 type AuditLog interface {
 	Record(ctx context.Context, e audit.Event) error
 	Enqueue(ctx context.Context, e audit.Event) error
-	Line(ctx context.Context, e audit.Event) error
 	List(ctx context.Context, q audit.Query) ([]audit.Event, string, error)
 }
 
@@ -38,27 +36,30 @@ func newAuditor(d Deps) auditor {
 }
 
 // security records a security event (AU-01) of the request: the route, request id, client IP and
-// user agent are the request's; the caller fills who, whom and what. It never fails the request:
-// a failure to store is logged, and the event's log line is written all the same.
-func (a auditor) security(r *http.Request, e audit.Event) { a.emit(r, e, true) }
-
-// routine is security for a routine event, written as a log line only: a refresh rotating its
-// family happens every few minutes of every session, and storing each cost the refresh grant
-// about a quarter of its CPU (docs/performance.md). A refresh token used again is stored.
-func (a auditor) routine(r *http.Request, e audit.Event) { a.emit(r, e, false) }
-
-func (a auditor) emit(r *http.Request, e audit.Event, store bool) {
+// user agent are the request's; the caller fills who, whom and what. The log line is written at
+// once and the row stored in the background (Enqueue), so the hot paths pay no insert each. It
+// never fails the request: a failure to store is logged, and the event's log line is written all
+// the same.
+func (a auditor) security(r *http.Request, e audit.Event) {
 	if a.sink == nil {
 		return
 	}
 	e.Route, e.RequestID, e.IP, e.UserAgent = r.Pattern, requestID(r.Context()), clientIP(r, a.trusted), r.UserAgent()
-	record := a.sink.Line
-	if store {
-		record = a.sink.Enqueue
-	}
-	if err := record(r.Context(), e); err != nil {
+	if err := a.sink.Enqueue(r.Context(), e); err != nil {
 		a.logger.ErrorContext(r.Context(), "audit event not stored", "type", e.Type, "err", err, "request_id", e.RequestID)
 	}
+}
+
+// tokenEvent is the event of an access token minted (AU-01: its jti, the grant and the session
+// family): typ is TokenIssued, or TokenRefreshed when a refresh rotated the family. A machine
+// token (client_credentials) has no user: the client is the actor, as at /oauth/revoke.
+func tokenEvent(typ, grant string, claims tokens.AccessClaims) audit.Event {
+	e := audit.Event{Type: typ, Outcome: audit.OutcomeSuccess, ClientID: claims.ClientID, OrgID: claims.Org,
+		Details: map[string]string{"grant": grant, "jti": claims.ID, "scope": claims.Scope}}
+	if claims.SessionID != "" {
+		e.ActorID, e.SubjectID, e.Details["family"] = claims.Subject, claims.Subject, claims.SessionID
+	}
+	return e
 }
 
 // loginEvent is the event of a login step's outcome for clientID (the password grant, the MFA

@@ -96,8 +96,10 @@ func (e *tokenEndpoint) password(w http.ResponseWriter, r *http.Request, c ident
 	if err != nil {
 		return err
 	}
+	var claims tokens.AccessClaims
 	ctx = context.WithValue(ctx, clientKey{}, authenticatedClient{client: c, secret: secret})
 	ctx = context.WithValue(ctx, userLoginKey{}, userLogin{user: u, sess: sess})
+	ctx = context.WithValue(ctx, mintedKey{}, &claims)
 	ti, err := e.oauth.GetAccessToken(ctx, oauth2.PasswordCredentials, &oauth2.TokenGenerateRequest{
 		ClientID:       c.ID,
 		ClientSecret:   secret,
@@ -115,13 +117,13 @@ func (e *tokenEndpoint) password(w http.ResponseWriter, r *http.Request, c ident
 		ExpiresIn:   int64(ti.GetAccessExpiresIn() / time.Second),
 		Scope:       ti.GetScope(),
 	}
-	return e.finishUserAnswer(w, r, grantPassword, c, u, sess, scope, refresh, answer)
+	return e.finishUserAnswer(w, r, grantPassword, c, u, sess, scope, refresh, answer, claims)
 }
 
 // finishUserAnswer adds the refresh token (for clients allowed to refresh) and the ID token (for
 // the openid scope) and writes the answer.
 func (e *tokenEndpoint) finishUserAnswer(w http.ResponseWriter, r *http.Request, grant string, c identity.Client, u identity.User,
-	sess tokens.Session, scope []string, refresh string, answer tokenAnswer) error {
+	sess tokens.Session, scope []string, refresh string, answer tokenAnswer, claims tokens.AccessClaims) error {
 	ctx := r.Context()
 	if c.AllowsGrant(grantRefreshToken) {
 		answer.RefreshToken = refresh
@@ -144,14 +146,11 @@ func (e *tokenEndpoint) finishUserAnswer(w http.ResponseWriter, r *http.Request,
 		answer.IDToken = id
 	}
 	e.metrics.TokenIssued(grant)
-	ev := audit.Event{Type: audit.TokenIssued, Outcome: audit.OutcomeSuccess, ActorID: u.ID, ClientID: c.ID, OrgID: u.OrgID,
-		SubjectID: u.ID, Details: map[string]string{"grant": grant, "family": sess.ID, "scope": strings.Join(scope, " ")}}
+	typ := audit.TokenIssued
 	if grant == grantRefreshToken {
-		ev.Type = audit.TokenRefreshed
-		e.routine(r, ev)
-	} else {
-		e.security(r, ev)
+		typ = audit.TokenRefreshed
 	}
+	e.security(r, tokenEvent(typ, grant, claims))
 	writeTokenJSON(w, http.StatusOK, answer)
 	return nil
 }
@@ -326,12 +325,12 @@ func (e *tokenEndpoint) mintUserAnswer(w http.ResponseWriter, r *http.Request, g
 	ctx := r.Context()
 	req := tokens.AccessRequest{Subject: u.ID, ClientID: c.ID, Scope: scope, TTL: ttl, Once: once}
 	userLogin{user: u, sess: sess}.claims(&req)
-	access, _, err := e.issuer.Access(ctx, req)
+	access, claims, err := e.issuer.Access(ctx, req)
 	if err != nil {
 		return err
 	}
 	answer := tokenAnswer{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}
-	return e.finishUserAnswer(w, r, grant, c, u, sess, scope, refresh, answer)
+	return e.finishUserAnswer(w, r, grant, c, u, sess, scope, refresh, answer, claims)
 }
 
 var errInactive = errors.New("user or organization inactive")

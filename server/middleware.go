@@ -22,11 +22,13 @@ type ctxKey int
 const requestIDKey ctxKey = iota
 
 // requestInfo is what the access log tells of a request besides its route and status: its id,
-// and the client a token endpoint authenticated (set by noteClient in the request's goroutine,
-// read by the access log after the handler returns).
+// and the client a token endpoint authenticated and the jti of the machine token it issued (set
+// by noteToken in the request's goroutine, read by the access log after the
+// handler returns).
 type requestInfo struct {
 	id     string
 	client string
+	jti    string
 }
 
 func requestID(ctx context.Context) string {
@@ -36,11 +38,12 @@ func requestID(ctx context.Context) string {
 	return ""
 }
 
-// noteClient names the authenticated client in the request's access-log line: for the tokens
-// that are no audit event (client_credentials), it is their record (docs/audit.md).
-func noteClient(ctx context.Context, clientID string) {
+// noteToken names the client and the jti of the token issued in the request's access-log line:
+// for client_credentials tokens, unless PORTARIA_AUDIT_CLIENT_TOKENS is set, that line is their
+// record (docs/audit.md).
+func noteToken(ctx context.Context, clientID, jti string) {
 	if info, ok := ctx.Value(requestIDKey).(*requestInfo); ok {
-		info.client = clientID
+		info.client, info.jti = clientID, jti
 	}
 }
 
@@ -114,6 +117,9 @@ func withAccessLog(log *slog.Logger, metrics *Metrics, next http.Handler) http.H
 		)
 		if info, ok := r.Context().Value(requestIDKey).(*requestInfo); ok && info.client != "" {
 			entry.AddAttrs(slog.String("client_id", info.client))
+			if info.jti != "" {
+				entry.AddAttrs(slog.String("jti", info.jti))
+			}
 		}
 		log.Handler().Handle(r.Context(), entry)
 	})

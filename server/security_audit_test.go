@@ -79,6 +79,7 @@ func TestSecurityEventsAreAudited(t *testing.T) {
 	}{
 		{audit.LoginFailed, audit.OutcomeFailure, "", ""},
 		{audit.LoginSucceeded, audit.OutcomeSuccess, anaID, f.orgA.ID},
+		{audit.TokenIssued, audit.OutcomeSuccess, anaID, f.orgA.ID},
 		{audit.SessionRevoked, audit.OutcomeSuccess, anaID, f.orgA.ID},
 		{audit.PasswordResetRequested, audit.OutcomeSuccess, anaID, f.orgA.ID},
 		{audit.PasswordResetRequested, audit.OutcomeFailure, "", ""},
@@ -106,10 +107,13 @@ func TestSecurityEventsAreAudited(t *testing.T) {
 			t.Errorf("event %d (%s) lacks request fields: %+v", i, e.Type, e)
 		}
 	}
-	if d := scenario[6].Details; d["before"] != "users:read" || d["after"] != "users:read groups:read" {
+	if d := scenario[2].Details; d["grant"] != "cookie_login" || d["jti"] == "" || d["family"] == "" {
+		t.Errorf("cookie login's token details %v", d)
+	}
+	if d := scenario[7].Details; d["before"] != "users:read" || d["after"] != "users:read groups:read" {
 		t.Errorf("permission change details %v", d)
 	}
-	if scenario[8].ActorID != f.userID(t, "user4@example.test") {
+	if scenario[9].ActorID != f.userID(t, "user4@example.test") {
 		t.Errorf("support's revocation names actor %q", scenario[8].ActorID)
 	}
 }
@@ -158,9 +162,10 @@ func TestRefreshReuseIsAudited(t *testing.T) {
 	}
 }
 
-// AU-01 at the token endpoint: password-grant logins (failed and succeeded), the tokens issued
-// with their grant and family, and a revocation by the client are stored; a refresh is a log
-// line with the same fields, and no row (docs/audit.md: routine events).
+// AU-01 at the token endpoint: password-grant logins (failed and succeeded), every access token
+// minted for a user (password and refresh grants, each with its jti, grant and family) and a
+// revocation by the client are stored, and each is one log line with the same fields. A
+// client_credentials token is its access-log line, naming the client and the jti.
 func TestTokenEndpointEventsAreAudited(t *testing.T) {
 	logs := &logBuffer{}
 	f := newLoginFixture(t, withLogs(logs))
@@ -172,55 +177,97 @@ func TestTokenEndpointEventsAreAudited(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("refresh: %d %v", res.StatusCode, body)
 	}
-	machine, machineSecret := f.client(t, identity.NewClient{Name: "svc", Grants: []string{"client_credentials"}})
-	if res := f.post(t, "/oauth/token", "grant_type=client_credentials", machine.ID, machineSecret); res.StatusCode != 200 {
-		t.Fatalf("client_credentials: %d", res.StatusCode)
-	}
+	machine, machineToken := f.machineToken(t)
 	if res := f.post(t, "/oauth/revoke", "token="+str(body["refresh_token"]), f.app.ID, f.appSecret); res.StatusCode != 200 {
 		t.Fatalf("revoke: %d", res.StatusCode)
 	}
-	events := f.securityEvents(t, 4, func(audit.Event) bool { return true })
+	events := f.securityEvents(t, 5, func(audit.Event) bool { return true })
 	var got []string
 	for _, e := range events {
 		got = append(got, e.Type+" "+e.Outcome)
 	}
 	want := []string{
 		audit.LoginFailed + " failure", audit.LoginSucceeded + " success", audit.TokenIssued + " success",
-		audit.TokenRevoked + " success",
+		audit.TokenRefreshed + " success", audit.TokenRevoked + " success",
 	}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("stored events %v, want %v", got, want)
 	}
-	issued, revoked := events[2], events[3]
-	if issued.Details["grant"] != "password" || issued.Details["family"] == "" || issued.SubjectID != f.user.ID || issued.ClientID != f.app.ID {
-		t.Errorf("token issued: %+v", issued)
+	issued, refreshed, revoked := events[2], events[3], events[4]
+	checkTokenEvent(t, issued, "password", tok.AccessToken, f.user.ID, f.app.ID)
+	checkTokenEvent(t, refreshed, "refresh_token", str(body["access_token"]), f.user.ID, f.app.ID)
+	if issued.Details["family"] == "" || refreshed.Details["family"] != issued.Details["family"] {
+		t.Errorf("families: issued %q, refreshed %q", issued.Details["family"], refreshed.Details["family"])
 	}
 	if revoked.Details["family"] != issued.Details["family"] {
 		t.Errorf("the revocation names family %q, want %q", revoked.Details["family"], issued.Details["family"])
 	}
-	refreshed := auditLines(t, logs, audit.TokenRefreshed)
-	if len(refreshed) != 1 {
-		t.Fatalf("%d token.refreshed log lines, want 1", len(refreshed))
+	// Each stored event is also its log line, with the same id and fields (the sink's copy).
+	for _, e := range events {
+		var line map[string]any
+		for _, l := range auditLines(t, logs, e.Type) {
+			if l["id"] == e.ID {
+				line = l
+			}
+		}
+		details, _ := line["details"].(map[string]any)
+		if line == nil || line["outcome"] != e.Outcome || line["client_id"] != e.ClientID || line["request_id"] != e.RequestID ||
+			str(details["jti"]) != e.Details["jti"] {
+			t.Errorf("%s %s: log line %v", e.Type, e.ID, line)
+		}
 	}
-	details, _ := refreshed[0]["details"].(map[string]any)
-	if refreshed[0]["outcome"] != audit.OutcomeSuccess || refreshed[0]["subject_id"] != f.user.ID || refreshed[0]["client_id"] != f.app.ID ||
-		refreshed[0]["request_id"] == "" || details["grant"] != "refresh_token" || details["family"] != issued.Details["family"] {
-		t.Errorf("token.refreshed line: %v", refreshed[0])
-	}
-	// A client_credentials token is no audit event: its access-log line names the client.
+	// The machine token: no audit event, one access-log line with its client and jti.
 	if n := len(auditLines(t, logs, audit.TokenIssued)); n != 1 {
 		t.Errorf("%d token.issued log lines, want 1 (the password login's)", n)
 	}
+	_, claims := jwtParts(t, machineToken)
 	var machineLines int
 	for line := range strings.Lines(logs.String()) {
 		var l map[string]any
 		json.Unmarshal([]byte(line), &l)
-		if l["msg"] == "request" && l["client_id"] == machine.ID && l["route"] == "/oauth/token" && l["status"] == float64(200) {
+		if l["msg"] == "request" && l["client_id"] == machine && l["jti"] == claims["jti"] && l["route"] == "/oauth/token" && l["status"] == float64(200) {
 			machineLines++
 		}
 	}
 	if machineLines != 1 {
-		t.Errorf("%d access-log lines naming the client_credentials client, want 1", machineLines)
+		t.Errorf("%d access-log lines naming the client_credentials client and jti, want 1", machineLines)
+	}
+}
+
+// With PORTARIA_AUDIT_CLIENT_TOKENS, each client_credentials token is a stored audit event: the
+// client is the actor, with the token's jti, grant and scope, and no family.
+func TestClientTokensAuditedWhenAsked(t *testing.T) {
+	f := newLoginFixture(t, withClientTokenAudit())
+	machine, machineToken := f.machineToken(t)
+	events := f.securityEvents(t, 1, func(e audit.Event) bool { return e.ClientID == machine })
+	if len(events) != 1 || events[0].Type != audit.TokenIssued {
+		t.Fatalf("events of the machine client: %+v", events)
+	}
+	checkTokenEvent(t, events[0], "client_credentials", machineToken, "", machine)
+	if events[0].Details["family"] != "" || events[0].Route != "/oauth/token" || events[0].OrgID != "" {
+		t.Errorf("machine token event %+v", events[0])
+	}
+}
+
+// machineToken registers a client_credentials client and gets a token for it.
+func (f *loginFixture) machineToken(t *testing.T) (clientID, token string) {
+	t.Helper()
+	machine, secret := f.client(t, identity.NewClient{Name: "svc", Grants: []string{"client_credentials"}, Scopes: []string{"reports"}})
+	res := f.post(t, "/oauth/token", "grant_type=client_credentials&scope=reports", machine.ID, secret)
+	if res.StatusCode != 200 {
+		t.Fatalf("client_credentials: %d", res.StatusCode)
+	}
+	return machine.ID, str(decode(t, res)["access_token"])
+}
+
+// checkTokenEvent checks a token event against the token it is about: its jti and scope, the
+// grant, the actor (also the subject) and the client.
+func checkTokenEvent(t *testing.T, e audit.Event, grant, token, actor, clientID string) {
+	t.Helper()
+	_, claims := jwtParts(t, token)
+	if e.Details["grant"] != grant || e.Details["jti"] == "" || e.Details["jti"] != claims["jti"] || e.Details["scope"] != claims["scope"] ||
+		e.ActorID != actor || e.SubjectID != actor || e.ClientID != clientID || e.Outcome != audit.OutcomeSuccess {
+		t.Errorf("%s event %+v, for a token with claims %v", grant, e, claims)
 	}
 }
 

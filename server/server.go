@@ -83,6 +83,9 @@ type Deps struct {
 	CORSOrigins  []string
 	Signup       bool
 	DecoyKey     []byte
+	// AuditClientTokens stores every client_credentials token as an audit event; without it the
+	// token's access-log line names its client and jti (docs/audit.md).
+	AuditClientTokens bool
 	// TrustedProxies are the networks whose X-Forwarded-For is believed for the client IP.
 	TrustedProxies []netip.Prefix
 	// Metrics, if set, are served at /metrics and fed by the handlers.

@@ -78,6 +78,7 @@ type fixtureConfig struct {
 	accountFailures int
 	logs            *logBuffer
 	auditLog        func(server.AuditLog) server.AuditLog
+	auditClients    bool
 }
 
 // logBuffer collects what the server logs, as JSON lines; safe for the handlers' goroutines.
@@ -107,6 +108,12 @@ func withAuditLog(wrap func(server.AuditLog) server.AuditLog) fixtureOption {
 // (by default they are discarded).
 func withLogs(l *logBuffer) fixtureOption {
 	return func(c *fixtureConfig) { c.logs = l }
+}
+
+// withClientTokenAudit stores client_credentials tokens as audit events
+// (PORTARIA_AUDIT_CLIENT_TOKENS).
+func withClientTokenAudit() fixtureOption {
+	return func(c *fixtureConfig) { c.auditClients = true }
 }
 
 // withAccountFailures sets how many failures lock an account.
@@ -249,6 +256,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		DecoyKey:          keys.DeriveKey(master, "decoy"),
 		Signup:            true,
 		Metrics:           f.metrics,
+		AuditClientTokens: cfg.auditClients,
 	})
 	h.Store(&handler)
 	return f

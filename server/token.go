@@ -19,6 +19,7 @@ import (
 	oauth2server "github.com/go-oauth2/oauth2/v4/server"
 
 	"github.com/portaria/portaria/identity"
+	"github.com/portaria/portaria/internal/audit"
 	"github.com/portaria/portaria/tokens"
 )
 
@@ -28,6 +29,13 @@ const (
 	grantPassword          = "password"
 	grantRefreshToken      = "refresh_token"
 	grantMFA               = "urn:portaria:grant-type:mfa"
+)
+
+// What the account API's cookie sessions count as, in metrics and audit events: they mint tokens
+// without the token endpoint.
+const (
+	grantCookieLogin   = "cookie_login"
+	grantCookieRefresh = "cookie_refresh"
 )
 
 // supportedGrants is what the token endpoint implements, and what discovery advertises.
@@ -54,6 +62,8 @@ type tokenEndpoint struct {
 	maxTTL     time.Duration
 	refreshTTL time.Duration
 	now        func() time.Time
+	// auditClientTokens: client_credentials tokens are audit events, not only access-log lines.
+	auditClientTokens bool
 }
 
 func newTokenEndpoint(d Deps) *tokenEndpoint {
@@ -72,7 +82,7 @@ func newTokenEndpoint(d Deps) *tokenEndpoint {
 		auditor: newAuditor(d),
 		log:     d.Logger, clients: d.Clients, users: d.Users, sessions: d.Sessions, oneTime: d.OneTime,
 		issuer: d.Tokens, verifier: d.Verifier, oauth: srv, logins: d.logins(), trusted: d.TrustedProxies, metrics: d.Metrics, defaultTTL: d.DefaultAccessTTL, maxTTL: d.MaxAccessTTL,
-		refreshTTL: d.DefaultRefreshTTL, now: d.now(),
+		refreshTTL: d.DefaultRefreshTTL, now: d.now(), auditClientTokens: d.AuditClientTokens,
 	}
 }
 
@@ -259,7 +269,9 @@ func (e *tokenEndpoint) clientCredentials(w http.ResponseWriter, r *http.Request
 	if _, err := singleUse(form); err != nil {
 		return err
 	}
+	var claims tokens.AccessClaims
 	ctx := context.WithValue(r.Context(), clientKey{}, authenticatedClient{client: c, secret: secret})
+	ctx = context.WithValue(ctx, mintedKey{}, &claims)
 	ti, err := e.oauth.GetAccessToken(ctx, oauth2.ClientCredentials, &oauth2.TokenGenerateRequest{
 		ClientID:       c.ID,
 		ClientSecret:   secret,
@@ -271,7 +283,12 @@ func (e *tokenEndpoint) clientCredentials(w http.ResponseWriter, r *http.Request
 		return fromOAuth2(err)
 	}
 	e.metrics.TokenIssued(grantClientCredentials)
-	noteClient(r.Context(), c.ID)
+	noteToken(r.Context(), c.ID, claims.ID)
+	if e.auditClientTokens {
+		ev := tokenEvent(audit.TokenIssued, grantClientCredentials, claims)
+		ev.OrgID = c.OrgID // an organization's client is shown to its administrators
+		e.security(r, ev)
+	}
 	writeTokenJSON(w, http.StatusOK, tokenAnswer{
 		AccessToken: ti.GetAccess(),
 		TokenType:   "Bearer",
@@ -363,9 +380,16 @@ func (g jwtGenerate) Token(ctx context.Context, data *oauth2.GenerateBasic, _ bo
 	if ul, ok := ctx.Value(userLoginKey{}).(userLogin); ok && ul.user.ID == data.UserID {
 		ul.claims(&req)
 	}
-	tok, _, err := g.issuer.Access(ctx, req)
+	tok, claims, err := g.issuer.Access(ctx, req)
+	if minted, ok := ctx.Value(mintedKey{}).(*tokens.AccessClaims); ok && err == nil {
+		*minted = claims
+	}
 	return tok, "", err
 }
+
+// mintedKey holds a *tokens.AccessClaims in which jwtGenerate leaves the claims of the token it
+// signed, for the audit event of the grant that asked go-oauth2 for it.
+type mintedKey struct{}
 
 // statelessTokens is go-oauth2's token store: JWT access tokens need no server-side record.
 // Single-use tokens are burnt by jti where they are used, not here.

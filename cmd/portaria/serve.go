@@ -136,6 +136,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		Signup:            cfg.Signup,
 		DecoyKey:          keys.DeriveKey(a.master, "portaria mfa-info decoy v1"),
 		TrustedProxies:    trusted,
+		AuditClientTokens: cfg.ClientAudit,
 		Draining:          draining,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)

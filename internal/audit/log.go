@@ -5,8 +5,6 @@ import (
 	"embed"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 	"sync"
 	"time"
 
@@ -63,18 +61,6 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 	return nil
 }
 
-// Line writes e as its log line only, with no row: for routine events too frequent to store (a
-// refresh rotating a family, every few minutes of every session), which reach the log sink like
-// every other event (AU-01) but are not listed by GET /api/audit. docs/audit.md names them.
-func (l *Log) Line(ctx context.Context, e Event) error {
-	e, err := l.stamp(e)
-	if err != nil {
-		return err
-	}
-	l.writeLine(ctx, e)
-	return nil
-}
-
 // stamp checks and cleans e (sanitize) and gives it its ID and At, ignoring the caller's.
 func (l *Log) stamp(e Event) (Event, error) {
 	e, err := sanitize(e)
@@ -111,8 +97,10 @@ func (l *Log) writeLine(ctx context.Context, e Event) {
 	}
 	if len(e.Details) > 0 {
 		details := make([]slog.Attr, 0, len(e.Details))
-		for _, k := range slices.Sorted(maps.Keys(e.Details)) {
-			details = append(details, slog.String(k, e.Details[k]))
+		for _, k := range detailKeys { // sanitize let no other key through
+			if v, ok := e.Details[k]; ok {
+				details = append(details, slog.String(k, v))
+			}
 		}
 		attrs = append(attrs, slog.GroupAttrs("details", details...))
 	}
