@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -303,6 +304,56 @@ func TestConcurrentMFACompletionsSucceedOnce(t *testing.T) {
 	wg.Wait()
 	if ok != 1 {
 		t.Errorf("%d successes, want 1", ok)
+	}
+}
+
+// F11: 1,000 guesses on one account over an hour, each from one of 100 forged X-Forwarded-For
+// addresses, evaluate at most 15 passwords, whether the server believes the header (behind a
+// trusted proxy, each guess then comes from another address) or not; and an account that does
+// not exist answers the very same sequence of statuses and bodies.
+func TestBruteForceFromSpoofedAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []fixtureOption
+	}{
+		{"forwarded addresses ignored", nil},
+		{"forwarded addresses believed", []fixtureOption{withTrustedProxies("127.0.0.0/8", "::1/128")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newLoginFixture(t, tc.opts...)
+			guesses := func(email string) []rawAnswer {
+				var answers []rawAnswer
+				for i := range 1000 {
+					form := "grant_type=password&username=" + url.QueryEscape(email) + "&password=guess-" + fmt.Sprint(i)
+					answers = append(answers, f.rawDoWith(t, "POST", "/oauth/token", form, f.app.ID, f.appSecret,
+						"X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i%100)))
+					if i%100 == 99 {
+						f.clock.Advance(6 * time.Minute) // 1,000 guesses in an hour
+					}
+				}
+				f.clock.Advance(time.Hour) // the next account starts from a clean slate
+				return answers
+			}
+			known, unknown := guesses("ana@acme.test"), guesses("nobody@acme.test")
+			evaluated := 0
+			for i := range known {
+				if known[i].status == http.StatusBadRequest {
+					evaluated++
+				}
+				if known[i].status != unknown[i].status || !bytes.Equal(known[i].body, unknown[i].body) ||
+					known[i].header.Get("Retry-After") != unknown[i].header.Get("Retry-After") {
+					t.Fatalf("guess %d: the known account answered %d %s (Retry-After %q), the unknown one %d %s (%q)", i,
+						known[i].status, known[i].body, known[i].header.Get("Retry-After"), unknown[i].status, unknown[i].body, unknown[i].header.Get("Retry-After"))
+				}
+			}
+			if evaluated > 15 || evaluated == 0 {
+				t.Errorf("%d passwords evaluated out of 1,000 guesses, want 1 to 15", evaluated)
+			}
+			t.Logf("1,000 guesses from 100 addresses: %d evaluated", evaluated)
+			if _, err := f.oauth2Config.PasswordCredentialsToken(context.Background(), "ana@acme.test", userPassword); err != nil {
+				t.Errorf("the right password after the cool-down: %v", err)
+			}
+		})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -79,6 +80,7 @@ type fixtureConfig struct {
 	logs            *logBuffer
 	auditLog        func(server.AuditLog) server.AuditLog
 	auditClients    bool
+	trusted         []netip.Prefix
 }
 
 // logBuffer collects what the server logs, as JSON lines; safe for the handlers' goroutines.
@@ -114,6 +116,15 @@ func withLogs(l *logBuffer) fixtureOption {
 // (PORTARIA_AUDIT_CLIENT_TOKENS).
 func withClientTokenAudit() fixtureOption {
 	return func(c *fixtureConfig) { c.auditClients = true }
+}
+
+// withTrustedProxies believes X-Forwarded-For from these networks (PORTARIA_TRUSTED_PROXIES).
+func withTrustedProxies(cidrs ...string) fixtureOption {
+	return func(c *fixtureConfig) {
+		for _, s := range cidrs {
+			c.trusted = append(c.trusted, netip.MustParsePrefix(s))
+		}
+	}
 }
 
 // withAccountFailures sets how many failures lock an account.
@@ -257,6 +268,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		Signup:            true,
 		Metrics:           f.metrics,
 		AuditClientTokens: cfg.auditClients,
+		TrustedProxies:    cfg.trusted,
 	})
 	h.Store(&handler)
 	return f

@@ -28,6 +28,12 @@ type rawAnswer struct {
 // credentials) when user is set, else JSON or nothing.
 func (f *loginFixture) rawDo(t *testing.T, method, path, body, user, pass string) rawAnswer {
 	t.Helper()
+	return f.rawDoWith(t, method, path, body, user, pass)
+}
+
+// rawDoWith is rawDo with extra header name/value pairs.
+func (f *loginFixture) rawDoWith(t *testing.T, method, path, body, user, pass string, header ...string) rawAnswer {
+	t.Helper()
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
@@ -39,6 +45,9 @@ func (f *loginFixture) rawDo(t *testing.T, method, path, body, user, pass string
 		req.SetBasicAuth(user, pass)
 	case body != "":
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
