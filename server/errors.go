@@ -64,6 +64,10 @@ func setTokenHeaders(h http.Header) {
 func writeTokenJSON(w http.ResponseWriter, status int, body any) {
 	setTokenHeaders(w.Header())
 	w.WriteHeader(status)
+	if a, ok := body.(tokenAnswer); ok { // the hot path: without reflection
+		w.Write(a.appendJSON(make([]byte, 0, 1024)))
+		return
+	}
 	json.NewEncoder(w).Encode(body)
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"mime"
@@ -306,6 +307,43 @@ type tokenAnswer struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope"`
 	IDToken      string `json:"id_token,omitempty"`
+}
+
+// appendJSON appends a's JSON, byte for byte what json.Encoder writes (newline included), without
+// its reflection, which cost the refresh grant about 2 % of its CPU. The values are tokens
+// (base64url and dots), a number and scope-tokens, which need no escaping; one that does is
+// written by encoding/json.
+func (a tokenAnswer) appendJSON(b []byte) []byte {
+	field := func(b []byte, sep byte, key, v string) []byte {
+		b = append(append(append(b, sep, '"'), key...), '"', ':')
+		if !plainJSON(v) {
+			q, _ := json.Marshal(v) // a string always marshals
+			return append(b, q...)
+		}
+		return append(append(append(b, '"'), v...), '"')
+	}
+	b = field(b, '{', "access_token", a.AccessToken)
+	b = field(b, ',', "token_type", a.TokenType)
+	b = strconv.AppendInt(append(b, `,"expires_in":`...), a.ExpiresIn, 10)
+	if a.RefreshToken != "" {
+		b = field(b, ',', "refresh_token", a.RefreshToken)
+	}
+	b = field(b, ',', "scope", a.Scope)
+	if a.IDToken != "" {
+		b = field(b, ',', "id_token", a.IDToken)
+	}
+	return append(b, '}', '\n')
+}
+
+// plainJSON reports whether s is printable ASCII that encoding/json writes as it is (no quote,
+// backslash or HTML character).
+func plainJSON(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // fromOAuth2 maps go-oauth2's error values to our answers (its own statuses are not RFC 6749's).
