@@ -28,10 +28,13 @@ test-long:
 	$(GO) test -count=1 -tags long -timeout 5m -run '^TestFaultUnknownKidStorm$$' -v ./cmd/portaria
 
 # F6 (an instance killed every 60 s for 10 min at 200 req/s asked) and F3 (replay of every refresh
-# token of a 10-minute load) on SECURITY.md's own timelines: about 25 minutes, more than CI has
-# beside the rest; `make nightly` runs them.
+# token of a 10-minute load) on SECURITY.md's own timelines, and F12 (1,000 timed samples of each
+# side with production argon2id, medians and a Kolmogorov–Smirnov test; without the race
+# detector, which would time its own work): about 27 minutes, more than CI has beside the rest;
+# `make nightly` runs them.
 test-full:
 	$(GO) test -race -count=1 -tags 'long full' -timeout 40m -run '^TestFault(ChaosPodKill|ReplayStorm)$$' -v ./cmd/portaria
+	$(GO) test -count=1 -tags long -timeout 15m -run '^TestEnumerationTimingDistributions$$' -v ./server
 
 # The scheduled job: the full timelines and every fuzz target for 10 minutes (F13's nightly), the
 # fuzzers' corpora kept in the Go build cache from run to run.

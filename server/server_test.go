@@ -81,6 +81,7 @@ type fixtureConfig struct {
 	auditLog        func(server.AuditLog) server.AuditLog
 	auditClients    bool
 	trusted         []netip.Prefix
+	passwords       *identity.PasswordParams
 }
 
 // logBuffer collects what the server logs, as JSON lines; safe for the handlers' goroutines.
@@ -125,6 +126,11 @@ func withTrustedProxies(cidrs ...string) fixtureOption {
 			c.trusted = append(c.trusted, netip.MustParsePrefix(s))
 		}
 	}
+}
+
+// withPasswordParams hashes passwords with p instead of cheapPasswords.
+func withPasswordParams(p identity.PasswordParams) fixtureOption {
+	return func(c *fixtureConfig) { c.passwords = &p }
 }
 
 // withAccountFailures sets how many failures lock an account.
@@ -180,8 +186,12 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		t.Fatal(err)
 	}
 	clk := &clock{t: time.Now()}
+	passwords := cheapPasswords
+	if cfg.passwords != nil {
+		passwords = *cfg.passwords
+	}
 	ids := identity.NewService(identitysql.New(db), identity.Options{
-		Pepper: keys.DeriveKey(master, "test pepper"), Sealer: sealer, Now: clk.Now, Password: cheapPasswords, Logger: logger,
+		Pepper: keys.DeriveKey(master, "test pepper"), Sealer: sealer, Now: clk.Now, Password: passwords, Logger: logger,
 	})
 	assess := assessment.NewService(assessmentsql.New(db), ids, assessment.Options{Now: clk.Now, Sealer: sealer})
 	auditLog := audit.New(db, logger, clk.Now)
