@@ -122,8 +122,9 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, migrate b
 		Alg:        keys.Alg(cfg.SigningAlg),
 		Rotation:   cfg.KeyRotation,
 		JWKSMaxAge: cfg.JWKSMaxAge,
-		// A retired key stays published until every token it signed has expired.
-		Retain: config.MaxAccessTokenTTL + cfg.ClockSkew + cfg.JWKSMaxAge,
+		// A retired key stays published until every token it signed has expired, and then at
+		// least 15 minutes more (SECURITY.md F16), or a JWKS max-age and the skew if longer.
+		Retain: config.MaxAccessTokenTTL + max(15*time.Minute, cfg.ClockSkew+cfg.JWKSMaxAge),
 		Now:    time.Now,
 		Logger: log,
 	})
