@@ -297,8 +297,9 @@ type forgotBody struct {
 }
 
 // forgot is POST /api/auth/password/forgot: always 202 with the same body, whether or not the
-// e-mail has an account (PR-01); the work that differs happens after the answer is decided and
-// costs the same order of time, and the e-mail goes out from a queue.
+// e-mail has an account (PR-01), never sooner than enumerationFloor after the request began; the
+// e-mail is queued after the answer (a process stopping in those 40 ms loses it: the user asks
+// again).
 func (a *accountAPI) forgot(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	var body forgotBody
