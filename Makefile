@@ -5,7 +5,7 @@ PORTARIA_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=di
 PORTARIA_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 export PORTARIA_TEST_DATABASE_URL PORTARIA_TEST_REDIS_URL
 
-.PHONY: run build test test-long test-full nightly lint bench fuzz clean
+.PHONY: run build test test-long test-full nightly lint bench fuzz fuzz-verify fuzz-decode-json fuzz-token-request fuzz-cookie clean
 
 run:
 	$(GO) run ./cmd/portaria serve
@@ -52,14 +52,25 @@ bench: build
 
 # Each fuzz target for FUZZTIME (go test -fuzz runs one target at a time), then FUZZ_REQUESTS
 # random requests through the whole server (TestHTTPFuzz, SECURITY.md F13; about 10 minutes).
+# FUZZ_JOBS targets run at once, each with FUZZ_WORKERS workers (default: one per CPU): CI runs
+# two at a time with one worker each, so every target still fuzzes for FUZZTIME in half the time.
 FUZZTIME ?= 60s
 FUZZ_REQUESTS ?= 1000000
+FUZZ_JOBS ?= 1
+FUZZ_WORKERS ?=
+FUZZ_TARGETS = fuzz-verify fuzz-decode-json fuzz-token-request fuzz-cookie
+fuzzflags = -run '^$$' -fuzztime $(FUZZTIME) $(if $(FUZZ_WORKERS),-parallel $(FUZZ_WORKERS))
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./tokens
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime $(FUZZTIME) ./server
-	$(GO) test -run '^$$' -fuzz '^FuzzTokenRequest$$' -fuzztime $(FUZZTIME) ./server
-	$(GO) test -run '^$$' -fuzz '^FuzzCookie$$' -fuzztime $(FUZZTIME) ./server
+	$(MAKE) --no-print-directory -j$(FUZZ_JOBS) --output-sync=target $(FUZZ_TARGETS)
 	PORTARIA_FUZZ_REQUESTS=$(FUZZ_REQUESTS) $(GO) test -count=1 -timeout 60m -run '^TestHTTPFuzz$$' -v ./server
+fuzz-verify:
+	$(GO) test $(fuzzflags) -fuzz '^FuzzVerify$$' ./tokens
+fuzz-decode-json:
+	$(GO) test $(fuzzflags) -fuzz '^FuzzDecodeJSON$$' ./server
+fuzz-token-request:
+	$(GO) test $(fuzzflags) -fuzz '^FuzzTokenRequest$$' ./server
+fuzz-cookie:
+	$(GO) test $(fuzzflags) -fuzz '^FuzzCookie$$' ./server
 
 clean:
 	rm -rf bin
