@@ -52,7 +52,8 @@ func (a auditor) security(r *http.Request, e audit.Event) {
 
 // tokenEvent is the event of an access token minted (AU-01: its jti, the grant and the session
 // family): typ is TokenIssued, or TokenRefreshed when a refresh rotated the family. A machine
-// token (client_credentials) has no user: the client is the actor, as at /oauth/revoke.
+// token (client_credentials) has no user: no actor, no subject, only its client_id, as at
+// /oauth/revoke.
 func tokenEvent(typ, grant string, claims tokens.AccessClaims) audit.Event {
 	e := audit.Event{Type: typ, Outcome: audit.OutcomeSuccess, ClientID: claims.ClientID, OrgID: claims.Org,
 		Details: map[string]string{"grant": grant, "jti": claims.ID, "scope": claims.Scope}}

@@ -64,11 +64,14 @@ func setTokenHeaders(h http.Header) {
 func writeTokenJSON(w http.ResponseWriter, status int, body any) {
 	setTokenHeaders(w.Header())
 	w.WriteHeader(status)
-	if a, ok := body.(tokenAnswer); ok { // the hot path: without reflection
-		w.Write(a.appendJSON(make([]byte, 0, 1024)))
-		return
-	}
 	json.NewEncoder(w).Encode(body)
+}
+
+// writeTokenAnswer writes a successful token response, the hot path, without reflection.
+func writeTokenAnswer(w http.ResponseWriter, a tokenAnswer) {
+	setTokenHeaders(w.Header())
+	w.WriteHeader(http.StatusOK)
+	w.Write(a.appendJSON(make([]byte, 0, 1024)))
 }
 
 // writeOAuthError writes err as an RFC 6749 error. Errors that are not an *oauthError are

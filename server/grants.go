@@ -151,7 +151,7 @@ func (e *tokenEndpoint) finishUserAnswer(w http.ResponseWriter, r *http.Request,
 		typ = audit.TokenRefreshed
 	}
 	e.security(r, tokenEvent(typ, grant, claims))
-	writeTokenJSON(w, http.StatusOK, answer)
+	writeTokenAnswer(w, answer)
 	return nil
 }
 

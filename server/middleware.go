@@ -22,9 +22,8 @@ type ctxKey int
 const requestIDKey ctxKey = iota
 
 // requestInfo is what the access log tells of a request besides its route and status: its id,
-// and the client a token endpoint authenticated and the jti of the machine token it issued (set
-// by noteToken in the request's goroutine, read by the access log after the
-// handler returns).
+// the client a token endpoint authenticated and the jti of the machine token it issued (set by
+// noteToken in the request's goroutine, read by the access log after the handler returns).
 type requestInfo struct {
 	id     string
 	client string

@@ -290,7 +290,7 @@ func (e *tokenEndpoint) clientCredentials(w http.ResponseWriter, r *http.Request
 		ev.OrgID = c.OrgID // an organization's client is shown to its administrators
 		e.security(r, ev)
 	}
-	writeTokenJSON(w, http.StatusOK, tokenAnswer{
+	writeTokenAnswer(w, tokenAnswer{
 		AccessToken: ti.GetAccess(),
 		TokenType:   "Bearer",
 		ExpiresIn:   int64(ti.GetAccessExpiresIn() / time.Second),

@@ -84,8 +84,8 @@ func (l *Log) Run(ctx context.Context) {
 
 // insert stores events: one alone with one statement, several in one transaction of one
 // prepared statement. A multi-row INSERT cost SQLite more per row: with the values inlined, as
-// bun builds it, twice the CPU (parsing them); with placeholders, prepared once, 1.4 times. The queries bypass bun's formatting: the arguments
-// go to the driver as they are.
+// bun builds it, twice the CPU (parsing them); with placeholders, prepared once, 1.4 times. The
+// queries bypass bun's formatting: the arguments go to the driver as they are.
 func (l *Log) insert(ctx context.Context, events []Event) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
